@@ -101,9 +101,12 @@ function handlerFor(spec: MethodImplSpec, interceptors: Interceptor[]): grpc.Unt
   }
 }
 
+/** The single response of a client-streaming call; reads to the end so interceptors see it finish. */
 async function firstOf<T>(iterable: AsyncIterable<T>): Promise<T> {
-  for await (const value of iterable) return value;
-  throw new ConnectError("protocol error: no response message", Code.Internal);
+  let first: { value: T } | undefined;
+  for await (const value of iterable) first ??= { value };
+  if (!first) throw new ConnectError("protocol error: no response message", Code.Internal);
+  return first.value;
 }
 
 /** Writes a response stream with backpressure, then ends it with the trailers or the error status. */

@@ -1,0 +1,51 @@
+# The front door: each target is one obvious command over the project's own scripts.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: install generate check-generated lint breaking typecheck build test check ci run clean
+
+install: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# Regenerate gen/ when a contract changes (the output is committed).
+generate: $(NPM_STAMP)
+	buf generate
+
+check-generated: $(NPM_STAMP)
+	scripts/check-generated.sh
+
+lint: $(NPM_STAMP)
+	buf lint
+	eslint --max-warnings 0 .
+
+breaking: $(NPM_STAMP)
+	scripts/buf-breaking.sh
+
+typecheck: $(NPM_STAMP)
+	tsc --noEmit -p tsconfig.json
+
+build: $(NPM_STAMP)
+	rm -rf dist
+	tsc -p tsconfig.build.json
+	scripts/copy-assets.sh
+
+# The README's test command: installs, checks the local stores are up, runs every test.
+test: $(NPM_STAMP)
+	scripts/services.sh check
+	mocha
+
+# Everything CI gates on besides the tests.
+check: lint breaking check-generated typecheck
+
+ci: check test
+
+# The README's run command: installs, builds and starts the mesh.
+run: build
+	scripts/services.sh check
+	node dist/services/session/main.js
+
+clean:
+	rm -rf dist
