@@ -22,7 +22,7 @@ export interface ProcessKit {
   /** Client interceptors for outgoing calls (grpc_client_* metrics). */
   readonly clientInterceptors: readonly Interceptor[];
   /** Logs why startup failed, stops what was started, and exits with status 1. */
-  fail(error: unknown): Promise<never>;
+  readonly fail: (error: unknown) => Promise<never>;
 }
 
 /**

@@ -3,8 +3,7 @@
 // RPC section of docs/architecture.md for the measured difference.
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { deadlineKey, peerKey } from "./context-keys.js";
 import type { ServiceEntry } from "./rpc-server.js";
@@ -16,7 +15,7 @@ export function createConnectHandler(services: readonly ServiceEntry[], intercep
   return connectNodeAdapter({
     interceptors: [...interceptors],
     routes: (router) => {
-      for (const { service, impl } of services) router.service(service, impl as ServiceImpl<DescService>);
+      for (const { service, impl } of services) router.service(service, impl);
     },
     contextValues: (req) => {
       const values = createContextValues();
@@ -24,7 +23,7 @@ export function createConnectHandler(services: readonly ServiceEntry[], intercep
       values.set(peerKey, req.socket.remoteAddress ?? "");
       return values;
     },
-  }) as NodeHandler;
+  });
 }
 
 /** Deadline from connect-timeout-ms (Connect) or grpc-timeout (gRPC, gRPC-Web), as epoch ms. */

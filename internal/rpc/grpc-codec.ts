@@ -48,7 +48,7 @@ export function statusFromError(error: ConnectError, trailer?: Headers): Partial
     if (encoded) metadata.set(statusDetailsKey, Buffer.from(encoded, "base64"));
   }
   // rawMessage: the message without Connect's "[code]" prefix; grpc-js percent-encodes it.
-  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+  return { code: error.code as number, details: error.rawMessage, metadata };
 }
 
 /** The ConnectError for a failed grpc-js call, with details decoded from grpc-status-details-bin. */

@@ -146,7 +146,7 @@ type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | Stre
 
 function applyInterceptors<F>(send: F, interceptors: readonly Interceptor[]): AnyFn {
   let next = send as unknown as AnyFn;
-  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as unknown as AnyFn;
+  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i](next);
   return next;
 }
 

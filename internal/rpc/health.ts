@@ -38,7 +38,7 @@ export function addHealthService(
   const refresh = async () => {
     const states = await Promise.all(dependencies.map((d) => checkWithin(d, timeoutMs)));
     publish(states.every(Boolean));
-    return Object.fromEntries(dependencies.map((d, i) => [d.name, states[i]!]));
+    return Object.fromEntries(dependencies.map((d, i) => [d.name, states[i]]));
   };
 
   const timer = setInterval(() => void refresh(), options.intervalMs ?? 5000);
