@@ -31,7 +31,7 @@ function importGraph(): Map<string, string[]> {
     const text = readFileSync(file, "utf8");
     const targets: string[] = [];
     for (const match of text.matchAll(importPattern)) {
-      const spec = match[1] ?? match[2]!;
+      const spec = match[1] ?? match[2];
       if (!spec.startsWith(".")) continue;
       targets.push(relative(repoRoot, resolve(dirname(file), spec)).replace(/\.js$/, ".ts"));
     }

@@ -338,8 +338,9 @@ export const SessionService: GenService<{
     output: typeof ValidateSessionResponseSchema;
   },
   /**
-   * Ends one session, named by its token or by its id (then user_id must own it).
-   * Deleting a session that does not exist succeeds: the outcome the caller asked for holds.
+   * Ends one session, named by its token or by its id on behalf of its owner.
+   * By token: an unknown or expired token succeeds (the outcome the caller asked for holds).
+   * By id: NOT_FOUND unless the user holds that session, so ids cannot be probed.
    *
    * @generated from rpc usermesh.session.v1.SessionService.DeleteSession
    */
