@@ -2,5 +2,7 @@
 # Copies what the compiled processes read at run time (config.yml, SQL migrations) into dist/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-find services gateway -path '*/test' -prune -o \( -name 'config.yml' -o -path '*/migrations/*.sql' \) -type f -print |
+roots=()
+for dir in services gateway; do [ -d "$dir" ] && roots+=("$dir"); done
+find "${roots[@]}" -path '*/test' -prune -o \( -name 'config.yml' -o -path '*/migrations/*.sql' \) -type f -print |
   while read -r f; do mkdir -p "dist/$(dirname "$f")"; cp "$f" "dist/$f"; done
