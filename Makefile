@@ -7,8 +7,10 @@ NPM_STAMP := node_modules/.package-lock.json
 
 install: $(NPM_STAMP)
 
+# `npm install` rather than `npm ci`: the registry mirror here lacks buf's darwin/win32 binaries,
+# which npm ci insists on finding in the lockfile. The lockfile still pins every version.
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund --prefer-offline
 
 # Regenerate gen/ when a contract changes (the output is committed).
 generate: $(NPM_STAMP)
