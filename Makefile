@@ -44,10 +44,10 @@ check: lint breaking check-generated typecheck
 
 ci: check test
 
-# The README's run command: installs, builds and starts the mesh.
+# The README's run command: installs, builds and starts the mesh under the supervisor.
 run: build
 	scripts/services.sh check
-	node dist/services/session/main.js
+	node --import tsx scripts/run-mesh.ts
 
 clean:
 	rm -rf dist
