@@ -1,12 +1,12 @@
 // The SessionService handlers called directly, as an RPC host calls them (request message + handler
 // context, response built from the returned init shape), over the real Redis store.
 import { expect } from "chai";
+import { rejectionOf } from "../../../test/support/rejection.js";
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   Code,
-  ConnectError,
   createHandlerContext,
   type HandlerContext,
   type ServiceImpl,
@@ -28,7 +28,7 @@ import {
 import { createSessionHandlers } from "../handlers.js";
 import { createRedisSessionStore } from "../redis-session-store.js";
 import { createSessions } from "../sessions.js";
-import { createRedisTestKeys, type RedisTestKeys } from "./redis-test-keys.js";
+import { createRedisTestKeys, type RedisTestKeys } from "../../../test/support/redis-test-keys.js";
 
 const hour = 3_600_000;
 
@@ -43,15 +43,6 @@ function contextFor(name: keyof typeof SessionService.method): HandlerContext {
   });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConnectError);
-    return error as ConnectError;
-  }
-  expect.fail("expected the call to fail");
-}
 
 function ms(timestamp: Timestamp | undefined): number {
   expect(timestamp).to.not.equal(undefined);
@@ -132,14 +123,14 @@ describe("session handlers", () => {
 
   it("ValidateSession answers UNAUTHENTICATED for a malformed or unknown token", async () => {
     for (const token of ["x", Buffer.alloc(32).toString("base64url")]) {
-      expect((await rejection(rpc.validateSession({ token }))).code).to.equal(Code.Unauthenticated);
+      expect((await rejectionOf(rpc.validateSession({ token }))).code).to.equal(Code.Unauthenticated);
     }
   });
 
   it("DeleteSession ends a session named by its token", async () => {
     const session = await createFor(newUser());
     await rpc.deleteSession({ target: { case: "token", value: session.token } });
-    const error = await rejection(rpc.validateSession({ token: session.token }));
+    const error = await rejectionOf(rpc.validateSession({ token: session.token }));
     expect(error.code).to.equal(Code.Unauthenticated);
   });
 
@@ -147,13 +138,13 @@ describe("session handlers", () => {
     const userId = newUser();
     const session = await createFor(userId);
     await rpc.deleteSession({ target: { case: "session", value: { userId, sessionId: session.sessionId } } });
-    const error = await rejection(rpc.validateSession({ token: session.token }));
+    const error = await rejectionOf(rpc.validateSession({ token: session.token }));
     expect(error.code).to.equal(Code.Unauthenticated);
   });
 
   it("DeleteSession answers NOT_FOUND for another user's session, which stays valid", async () => {
     const session = await createFor(newUser());
-    const error = await rejection(
+    const error = await rejectionOf(
       rpc.deleteSession({ target: { case: "session", value: { userId: newUser(), sessionId: session.sessionId } } }),
     );
     expect(error.code).to.equal(Code.NotFound);
@@ -197,14 +188,14 @@ describe("session handlers", () => {
       [() => rpc.deleteSession({ target: { case: "token", value: "" } }), ["token"]],
     ];
     for (const [call, fields] of cases) {
-      const error = await rejection(call());
+      const error = await rejectionOf(call());
       expect(error.code).to.equal(Code.InvalidArgument);
       expect(fieldViolationsOf(error).map((v) => v.field)).to.deep.equal(fields);
     }
   });
 
   it("answers INVALID_ARGUMENT when DeleteSession names neither a token nor a session", async () => {
-    const error = await rejection(rpc.deleteSession({}));
+    const error = await rejectionOf(rpc.deleteSession({}));
     expect(error.code).to.equal(Code.InvalidArgument);
     expect(fieldViolationsOf(error).map((v) => v.field)).to.deep.equal(["token", "session"]);
   });

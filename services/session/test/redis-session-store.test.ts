@@ -1,12 +1,13 @@
 // Integration tests of the Redis session store against a real Redis, through the domain where it matters.
 import { expect } from "chai";
+import { rejectionOf } from "../../../test/support/rejection.js";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { createRedisSessionStore } from "../redis-session-store.js";
 import { createSessions, hashToken, type SessionSettings } from "../sessions.js";
-import { createRedisTestKeys, redisUrl, type RedisTestKeys } from "./redis-test-keys.js";
+import { createRedisTestKeys, redisUrl, type RedisTestKeys } from "../../../test/support/redis-test-keys.js";
 
 const minute = 60_000;
 const hour = 60 * minute;
@@ -18,15 +19,6 @@ const defaults: SessionSettings = {
   maxSessionsPerUser: 100,
 };
 
-async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConnectError);
-    return error as ConnectError;
-  }
-  expect.fail("expected the call to fail");
-}
 
 describe("redis session store (real Redis)", () => {
   let fixture: RedisTestKeys;
@@ -83,15 +75,15 @@ describe("redis session store (real Redis)", () => {
     }
 
     await sessions.deleteSessionByToken(a.token);
-    expect((await rejection(sessions.validateSession(a.token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(a.token))).code).to.equal(Code.Unauthenticated);
     await sessions.deleteSessionByToken(a.token); // already gone: still fine
 
     await sessions.deleteSessionById(userId, b.sessionId);
-    expect((await rejection(sessions.validateSession(b.token))).code).to.equal(Code.Unauthenticated);
-    expect((await rejection(sessions.deleteSessionById(userId, b.sessionId))).code).to.equal(Code.NotFound);
+    expect((await rejectionOf(sessions.validateSession(b.token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.deleteSessionById(userId, b.sessionId))).code).to.equal(Code.NotFound);
 
     expect(await sessions.deleteUserSessions(userId, d.sessionId)).to.equal(1);
-    expect((await rejection(sessions.validateSession(c.token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(c.token))).code).to.equal(Code.Unauthenticated);
     expect((await sessions.validateSession(d.token)).sessionId).to.equal(d.sessionId);
     expect((await sessions.listSessions(userId)).map((s) => s.sessionId)).to.deep.equal([d.sessionId]);
 
@@ -103,7 +95,7 @@ describe("redis session store (real Redis)", () => {
   it("answers NOT_FOUND when deleting another user's session by id, which stays valid", async () => {
     const { sessions, userId } = setup();
     const mine = await sessions.createSession({ userId, ip: "", userAgent: "" });
-    const error = await rejection(sessions.deleteSessionById(`user-${randomUUID()}`, mine.sessionId));
+    const error = await rejectionOf(sessions.deleteSessionById(`user-${randomUUID()}`, mine.sessionId));
     expect(error.code).to.equal(Code.NotFound);
     expect((await sessions.validateSession(mine.token)).userId).to.equal(userId);
   });
@@ -193,7 +185,7 @@ describe("redis session store (real Redis)", () => {
     await Promise.allSettled([sessions.validateSession(byUser.token), sessions.deleteUserSessions(userId)]);
 
     for (const { token } of [byToken, byId, byUser]) {
-      expect((await rejection(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
+      expect((await rejectionOf(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
       expect(await fixture.redis.exists(sessionKey(token))).to.equal(0);
     }
     expect(await sessions.listSessions(userId)).to.deep.equal([]);
@@ -229,7 +221,7 @@ describe("redis session store (real Redis)", () => {
       created.push(await sessions.createSession({ userId, ip: "", userAgent: `ua-${i}` }));
       skip(1000);
     }
-    expect((await rejection(sessions.validateSession(created[0].token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(created[0].token))).code).to.equal(Code.Unauthenticated);
     expect(await fixture.redis.exists(sessionKey(created[0].token))).to.equal(0);
     expect((await sessions.listSessions(userId)).map((s) => s.sessionId)).to.deep.equal(
       created.slice(1).reverse().map((c) => c.sessionId),
@@ -258,7 +250,7 @@ describe("redis session store (real Redis)", () => {
     const { store } = setup();
     const tokenHash = "f".repeat(64);
     await fixture.redis.set(`${fixture.keyPrefix}session:${tokenHash}`, "not a hash");
-    const error = await rejection(store.findByTokenHash(tokenHash));
+    const error = await rejectionOf(store.findByTokenHash(tokenHash));
     expect(error.code).to.equal(Code.Internal);
     expect(error.message).not.to.contain("WRONGTYPE");
   });
@@ -268,7 +260,7 @@ describe("redis session store (real Redis)", () => {
     down.on("error", () => {});
     try {
       const store = createRedisSessionStore(down, { keyPrefix: fixture.keyPrefix });
-      const error = await rejection(store.findByTokenHash("0".repeat(64)));
+      const error = await rejectionOf(store.findByTokenHash("0".repeat(64)));
       expect(error.code).to.equal(Code.Unavailable);
       expect(error.cause).to.be.instanceOf(Error);
     } finally {

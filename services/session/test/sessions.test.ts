@@ -1,6 +1,7 @@
 // Unit tests of the session domain over a hand-made in-memory store and a clock the test moves.
 import { expect } from "chai";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { rejectionOf } from "../../../test/support/rejection.js";
+import { Code } from "@connectrpc/connect";
 import { fieldViolationsOf } from "../../../internal/errors/errors.js";
 import {
   createSessions,
@@ -96,15 +97,6 @@ function setup(overrides: Partial<SessionSettings> = {}) {
 
 const newSession = { userId: "user-1", ip: "203.0.113.7", userAgent: "mocha" };
 
-async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(ConnectError);
-    return error as ConnectError;
-  }
-  expect.fail("expected the call to fail");
-}
 
 describe("sessions (domain)", () => {
   it("mints a 43-character base64url token of 32 random bytes and a UUID session id", async () => {
@@ -140,7 +132,7 @@ describe("sessions (domain)", () => {
     expect((await sessions.validateSession(token)).userId).to.equal("user-1");
     advance(1);
     expect(store.sessions.size).to.equal(1);
-    expect((await rejection(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
   });
 
   it("extends a session validated in the last half of its life to now + TTL", async () => {
@@ -168,7 +160,7 @@ describe("sessions (domain)", () => {
     }
     expect(expiries).to.deep.equal([cap - 9 * hour, cap - 3 * hour, cap, cap]);
     advance(hour); // 25 h: the absolute maximum
-    expect((await rejection(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
   });
 
   it("does not extend a session when sliding expiry is off", async () => {
@@ -177,7 +169,7 @@ describe("sessions (domain)", () => {
     advance(9 * hour);
     expect((await sessions.validateSession(token)).expiresAtMs).to.equal(expiresAtMs);
     advance(hour);
-    expect((await rejection(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(token))).code).to.equal(Code.Unauthenticated);
   });
 
   it("writes last seen at most once a minute", async () => {
@@ -198,26 +190,26 @@ describe("sessions (domain)", () => {
     store.calls.length = 0;
     const malformed = ["", "abc", `${token}A`, token.slice(1), `${token.slice(0, 42)}=`, `${token.slice(0, 42)}+`];
     for (const bad of malformed) {
-      expect((await rejection(sessions.validateSession(bad))).code).to.equal(Code.Unauthenticated);
+      expect((await rejectionOf(sessions.validateSession(bad))).code).to.equal(Code.Unauthenticated);
     }
-    expect((await rejection(sessions.deleteSessionByToken("not-a-token"))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.deleteSessionByToken("not-a-token"))).code).to.equal(Code.Unauthenticated);
     expect(store.calls).to.deep.equal([]);
   });
 
   it("rejects an unknown well-formed token as UNAUTHENTICATED", async () => {
     const { sessions } = setup();
     const unknown = Buffer.alloc(32, 7).toString("base64url");
-    expect((await rejection(sessions.validateSession(unknown))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(unknown))).code).to.equal(Code.Unauthenticated);
   });
 
   it("answers NOT_FOUND when a user deletes another user's session by id, and keeps it alive", async () => {
     const { sessions } = setup();
     const mine = await sessions.createSession(newSession);
-    const error = await rejection(sessions.deleteSessionById("user-2", mine.sessionId));
+    const error = await rejectionOf(sessions.deleteSessionById("user-2", mine.sessionId));
     expect(error.code).to.equal(Code.NotFound);
     expect((await sessions.validateSession(mine.token)).userId).to.equal("user-1");
     await sessions.deleteSessionById("user-1", mine.sessionId);
-    expect((await rejection(sessions.validateSession(mine.token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(mine.token))).code).to.equal(Code.Unauthenticated);
   });
 
   it("succeeds when deleting an unknown token: the session is gone either way", async () => {
@@ -227,19 +219,19 @@ describe("sessions (domain)", () => {
 
   it("reports invalid input as INVALID_ARGUMENT with proto3 JSON field names", async () => {
     const { sessions, store } = setup();
-    const create = await rejection(sessions.createSession({ ...newSession, userId: "", ip: "x".repeat(65) }));
+    const create = await rejectionOf(sessions.createSession({ ...newSession, userId: "", ip: "x".repeat(65) }));
     expect(create.code).to.equal(Code.InvalidArgument);
     expect(fieldViolationsOf(create).map((v) => v.field)).to.deep.equal(["userId", "ip"]);
 
-    const byId = await rejection(sessions.deleteSessionById("", ""));
+    const byId = await rejectionOf(sessions.deleteSessionById("", ""));
     expect(fieldViolationsOf(byId).map((v) => v.field)).to.deep.equal(["session.userId", "session.sessionId"]);
-    expect(fieldViolationsOf(await rejection(sessions.listSessions(""))).map((v) => v.field)).to.deep.equal([
+    expect(fieldViolationsOf(await rejectionOf(sessions.listSessions(""))).map((v) => v.field)).to.deep.equal([
       "userId",
     ]);
-    expect(fieldViolationsOf(await rejection(sessions.deleteUserSessions(""))).map((v) => v.field)).to.deep.equal([
+    expect(fieldViolationsOf(await rejectionOf(sessions.deleteUserSessions(""))).map((v) => v.field)).to.deep.equal([
       "userId",
     ]);
-    const emptyToken = await rejection(sessions.deleteSessionByToken(""));
+    const emptyToken = await rejectionOf(sessions.deleteSessionByToken(""));
     expect(emptyToken.code).to.equal(Code.InvalidArgument);
     expect(fieldViolationsOf(emptyToken).map((v) => v.field)).to.deep.equal(["token"]);
     expect(store.calls).to.deep.equal([]);
@@ -248,9 +240,9 @@ describe("sessions (domain)", () => {
   it("throws real ConnectError codes, not HTTP numbers or plain errors", async () => {
     const { sessions } = setup();
     const codes = [
-      (await rejection(sessions.validateSession("nope"))).code,
-      (await rejection(sessions.listSessions(""))).code,
-      (await rejection(sessions.deleteSessionById("user-1", "00000000-0000-4000-8000-000000000000"))).code,
+      (await rejectionOf(sessions.validateSession("nope"))).code,
+      (await rejectionOf(sessions.listSessions(""))).code,
+      (await rejectionOf(sessions.deleteSessionById("user-1", "00000000-0000-4000-8000-000000000000"))).code,
     ];
     expect(codes).to.deep.equal([Code.Unauthenticated, Code.InvalidArgument, Code.NotFound]);
     expect(Code[codes[0]]).to.equal("Unauthenticated");
@@ -275,7 +267,7 @@ describe("sessions (domain)", () => {
     const a = await sessions.createSession(newSession);
     const other = await sessions.createSession({ ...newSession, userId: "user-2" });
     expect(await sessions.deleteUserSessions("user-1", keep.sessionId)).to.equal(1);
-    expect((await rejection(sessions.validateSession(a.token))).code).to.equal(Code.Unauthenticated);
+    expect((await rejectionOf(sessions.validateSession(a.token))).code).to.equal(Code.Unauthenticated);
     expect((await sessions.validateSession(keep.token)).sessionId).to.equal(keep.sessionId);
     expect((await sessions.validateSession(other.token)).userId).to.equal("user-2");
   });

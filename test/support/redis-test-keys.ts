@@ -14,9 +14,9 @@ export interface RedisTestKeys {
   close(): Promise<void>;
 }
 
-export function createRedisTestKeys(): RedisTestKeys {
+export function createRedisTestKeys(label = "session"): RedisTestKeys {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
-  const keyPrefix = `test:session:${randomUUID()}:`;
+  const keyPrefix = `test:${label}:${randomUUID()}:`;
 
   async function keys(): Promise<string[]> {
     const found: string[] = [];
