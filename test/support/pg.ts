@@ -1,5 +1,6 @@
 // A throwaway database per test on the local PostgreSQL, so runs in parallel never share state.
 import { randomBytes } from "node:crypto";
+import { userInfo } from "node:os";
 import pg from "pg";
 import { createPgPool } from "../../internal/stores/postgres.js";
 
@@ -13,8 +14,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** The server tests use: USERMESH_TEST_PG_URL, or the local one with trust auth. */
-export const testPgBaseUrl = process.env.USERMESH_TEST_PG_URL ?? "postgres://127.0.0.1:5432/postgres";
+/**
+ * The server tests use: USERMESH_TEST_PG_URL, or the local one with trust auth. A URL without a user
+ * gets the OS user's name, as psql would; pg itself reads only $USER, which is unset in some shells.
+ */
+export const testPgBaseUrl = withDefaultUser(process.env.USERMESH_TEST_PG_URL ?? "postgres://127.0.0.1:5432/postgres");
 
 /** Builds the URL of database `name` on the test server, without creating it. */
 export function testDatabaseUrl(name: string): string {
@@ -56,6 +60,13 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 /** Drops database `name` if it exists, terminating whatever is still connected to it. */
 export async function dropTestDatabase(name: string): Promise<void> {
   await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+}
+
+function withDefaultUser(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.username !== "" || process.env.PGUSER !== undefined) return url;
+  parsed.username = process.env.USER ?? userInfo().username;
+  return parsed.toString();
 }
 
 async function adminQuery(sql: string): Promise<void> {
