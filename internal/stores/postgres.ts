@@ -1,5 +1,6 @@
 // PostgreSQL configured the same way in every process: a bounded pool with timeouts, a readiness
 // check, database bootstrap, transactions, and the one place that classifies pg errors.
+import { userInfo } from "node:os";
 import pg from "pg";
 import type { DependencyCheck } from "../metrics/admin-server.js";
 
@@ -31,7 +32,7 @@ export interface PgPoolOptions {
  */
 export function createPgPool(url: string, options: PgPoolOptions): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: withDefaultUser(url),
     max: options.max,
     application_name: options.applicationName,
     connectionTimeoutMillis: 5000,
@@ -73,7 +74,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   const adminUrl = new URL(target);
   adminUrl.pathname = "/postgres";
 
-  const client = new pg.Client({ connectionString: adminUrl.toString(), connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ connectionString: withDefaultUser(adminUrl.toString()), connectionTimeoutMillis: 5000 });
   // Errors reach the connect() and query() promises; this only stops a late connection drop from
   // being an unhandled 'error' event.
   client.on("error", () => {});
@@ -218,4 +219,15 @@ function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   // Node's AggregateError for a refused connection has an empty message and the reason in `code`.
   return error.message || (error as NodeJS.ErrnoException).code || error.name;
+}
+
+/**
+ * A URL without a user gets the OS user's name, as psql would: pg itself falls back only to $USER,
+ * which is unset in some service environments. PGUSER, when set, still wins.
+ */
+export function withDefaultUser(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.username !== "" || process.env.PGUSER !== undefined) return url;
+  parsed.username = process.env.USER ?? userInfo().username;
+  return parsed.toString();
 }

@@ -1,8 +1,7 @@
 // A throwaway database per test on the local PostgreSQL, so runs in parallel never share state.
 import { randomBytes } from "node:crypto";
-import { userInfo } from "node:os";
 import pg from "pg";
-import { createPgPool } from "../../internal/stores/postgres.js";
+import { createPgPool, withDefaultUser } from "../../internal/stores/postgres.js";
 
 export interface TestDatabase {
   /** Connection URL of the new database (base URL with its path replaced). */
@@ -60,13 +59,6 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 /** Drops database `name` if it exists, terminating whatever is still connected to it. */
 export async function dropTestDatabase(name: string): Promise<void> {
   await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-}
-
-function withDefaultUser(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.username !== "" || process.env.PGUSER !== undefined) return url;
-  parsed.username = process.env.USER ?? userInfo().username;
-  return parsed.toString();
 }
 
 async function adminQuery(sql: string): Promise<void> {
