@@ -49,7 +49,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   function launch(spec: ChildSpec, index: number, failures: number): ChildProcess {
     const child = spawn(spec.command, [...spec.args], { env: { ...process.env, ...spec.env }, stdio: ["ignore", "pipe", "pipe"] });
     running.set(spec.name, child);
-    for (const stream of [child.stdout!, child.stderr!]) {
+    for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on("line", (line) => options.out(`${label(spec, index)} | ${line}`));
     }
     const startedAt = Date.now();
