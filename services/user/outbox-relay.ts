@@ -40,6 +40,12 @@ export interface OutboxRelay {
 const leaderLockKey = 0x75736572; // "user"
 const pruneEveryMs = 3600_000;
 
+/** The dedicated connection that holds the advisory lock and LISTENs; `end` gives it back exactly once. */
+interface Leadership {
+  readonly client: pg.PoolClient;
+  end(error?: Error): void;
+}
+
 interface OutboxRow {
   id: string;
   event_id: string;
@@ -59,9 +65,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let stopped = false;
   let running: Promise<void> | undefined;
   let wake: (() => void) | undefined;
-  let leader: pg.PoolClient | undefined;
+  // Set by a NOTIFY (or a lost leadership) at any time, cleared when a pass starts: one that arrives
+  // while a pass runs, when nobody sleeps to be woken, must still cut the next poll wait short.
+  let woken = false;
+  let leader: Leadership | undefined;
 
-  /** Sleeps until ms pass or wake() is called (NOTIFY, stop). */
+  /** Sleeps until ms pass or wake() is called (NOTIFY, lost leadership, stop). */
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
@@ -85,7 +94,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     };
   }
 
-  /** Publishes pending rows in id order; stops at the first failure so no later row overtakes it. */
+  /**
+   * Publishes pending rows in id order; stops at the first failure so no later row overtakes it, and
+   * once leadership is lost, so a relay that took over is not publishing the same rows alongside it.
+   */
   async function relayPending(): Promise<number> {
     let published = 0;
     for (;;) {
@@ -95,7 +107,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         [batchSize],
       );
       for (const row of rows) {
-        if (stopped) return published;
+        if (stopped || !leader) return published;
         await options.publisher.publish(options.exchange, row.routing_key, toCloudEvent(row));
         await options.pool.query("UPDATE outbox SET published_at = now() WHERE id = $1", [row.id]);
         options.counters?.published.inc();
@@ -105,38 +117,66 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  async function becomeLeader(): Promise<pg.PoolClient | undefined> {
+  // While backing off after a failure, NOTIFYs only mark work as pending: waking on each one would
+  // turn a broker outage into a publish attempt per registration.
+  let backingOff = false;
+
+  function wakeUp(): void {
+    woken = true;
+    if (!backingOff) wake?.();
+  }
+
+  /** Takes the advisory lock on a dedicated connection and LISTENs there, or gives the connection back. */
+  async function tryToLead(): Promise<void> {
     const client = await options.pool.connect();
+    let ended = false;
+    const onNotification = () => wakeUp();
+    // A checked-out client's 'error' is ours to hear (unheard, it would crash the process). PostgreSQL
+    // drops the lock with a broken session, so leadership ends with it; the broken connection goes back
+    // to the pool to be discarded (kept, it would hold a pool slot and stall pool.end() forever), and
+    // the loop is woken to compete again at once.
+    const onError = (error: Error) => {
+      if (leader?.client === client) {
+        leader = undefined;
+        logger.warn("outbox relay lost its leader connection", { err: error });
+        wakeUp();
+      }
+      end(error);
+    };
+    function end(error?: Error): void {
+      if (ended) return;
+      ended = true;
+      client.off("notification", onNotification);
+      client.off("error", onError);
+      client.release(error);
+    }
+    client.on("error", onError);
     try {
       const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [leaderLockKey]);
       if (!rows[0]?.locked) {
-        client.release();
-        return undefined;
+        end();
+        return;
       }
+      client.on("notification", onNotification);
       await client.query(`LISTEN ${outboxChannel}`);
-      client.on("notification", () => wake?.());
-      // PostgreSQL drops the lock with a broken session, so leadership ends with it.
-      client.on("error", () => {
-        if (leader === client) leader = undefined;
-      });
-      logger.info("outbox relay leading");
-      return client;
     } catch (error) {
-      client.release(error as Error);
+      end(error as Error);
       throw error;
     }
+    leader = { client, end };
+    logger.info("outbox relay leading");
   }
 
   async function resign(): Promise<void> {
-    const client = leader;
+    const current = leader;
     leader = undefined;
-    if (!client) return;
+    if (!current) return;
     try {
-      await client.query(`UNLISTEN ${outboxChannel}`);
-      await client.query("SELECT pg_advisory_unlock($1)", [leaderLockKey]);
-      client.release();
+      await current.client.query(`UNLISTEN ${outboxChannel}`);
+      await current.client.query("SELECT pg_advisory_unlock($1)", [leaderLockKey]);
+      current.end();
     } catch (error) {
-      client.release(error as Error);
+      current.end(error as Error);
     }
   }
 
@@ -145,7 +185,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let lastPrune = 0;
     while (!stopped) {
       try {
-        leader ??= await becomeLeader();
+        woken = false;
+        if (!leader) await tryToLead();
         if (leader) {
           const published = await relayPending();
           if (published > 0) logger.info("outbox relayed", { published });
@@ -155,13 +196,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           }
         }
         failures = 0;
-        if (!stopped) await sleep(pollIntervalMs);
+        if (!stopped && !woken) await sleep(pollIntervalMs);
       } catch (error) {
         failures++;
         options.counters?.failures.inc();
         const delay = Math.min(retry.max, retry.min * 2 ** (failures - 1));
         if (failures === 1 || failures % 10 === 0) logger.warn("outbox relay failed; retrying", { err: error, failures, retryInMs: delay });
+        backingOff = true;
         if (!stopped) await sleep(delay);
+        backingOff = false;
       }
     }
     await resign();
