@@ -1,7 +1,8 @@
 // Consumes one durable RabbitMQ queue with manual acks and bounded prefetch, for any service (Photo, Logs):
 // declares the queue, its bindings and dead-letter wiring on every (re)connect and resumes consuming by itself.
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { createAmqpLink, describe, settleWithin } from "./amqp-link.js";
+import { settleWithin } from "../lifecycle/timing.js";
+import { createAmqpLink, describe } from "./amqp-link.js";
 import type { EventsLogger, ReconnectDelays } from "./amqp-link.js";
 
 export interface ConsumerOptions {

@@ -2,6 +2,7 @@
 // every (re)connect and, after any loss, starts over with capped, jittered backoff, warning once per outage.
 import { connect as amqpConnect } from "amqplib";
 import type { Channel, ChannelModel } from "amqplib";
+import { reconnectDelay, settleWithin, type ReconnectDelays } from "../lifecycle/timing.js";
 
 /** What the events kit logs through; the process logger satisfies it. */
 export interface EventsLogger {
@@ -10,10 +11,7 @@ export interface EventsLogger {
 }
 
 /** Bounds of the reconnect backoff, in milliseconds: 1 <= min <= max. */
-export interface ReconnectDelays {
-  min: number;
-  max: number;
-}
+export type { ReconnectDelays };
 
 /** A live connection and the channel the caller set up on it. */
 export interface AmqpSession<C extends Channel> {
@@ -221,27 +219,6 @@ export function createAmqpLink<C extends Channel>(options: AmqpLinkOptions<C>): 
       return closing;
     },
   };
-}
-
-/**
- * Capped exponential backoff with "equal jitter": somewhere in the upper half of min·2^attempt (capped at
- * max), never below min. The same policy as internal/logging's transport.
- */
-export function reconnectDelay(attempt: number, bounds: ReconnectDelays, random: () => number = Math.random): number {
-  const step = Math.min(bounds.max, bounds.min * 2 ** Math.min(attempt, 30));
-  return Math.max(bounds.min, Math.round(step / 2 + (random() * step) / 2));
-}
-
-/** Resolves when work settles or after ms, whichever is first; never rejects. */
-export function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    work.then(done, done);
-  });
 }
 
 /** A short, log-safe description of a failure cause. */

@@ -8,6 +8,7 @@ import type { Registry } from "prom-client";
 import winston from "winston";
 import { createLineBuffer } from "./line-buffer.js";
 import type { BufferedLine, LineBuffer, SendTicket } from "./line-buffer.js";
+import { reconnectDelay, settleWithin } from "../lifecycle/timing.js";
 
 export interface AmqpLogTransportOptions {
   /** amqp:// or amqps:// URL of the broker. A wrong one is retried forever, like an absent broker. */
@@ -362,28 +363,11 @@ class AmqpLogTransportImpl extends TransportStream implements AmqpLogTransport {
   }
 }
 
-/** Capped exponential backoff with "equal jitter": somewhere in the upper half of the current step. */
-function reconnectDelay(attempt: number, bounds: { min: number; max: number }): number {
-  const step = Math.min(bounds.max, bounds.min * 2 ** Math.min(attempt, 30));
-  return Math.max(bounds.min, Math.round(step / 2 + (Math.random() * step) / 2));
-}
-
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]): Counter<L> {
   const existing = registry.getSingleMetric(name);
   if (existing instanceof Counter) return existing;
   // A different metric already owns the name: count anyway, unregistered, rather than throw.
   return new Counter({ name, help, labelNames, registers: existing ? [] : [registry] });
-}
-
-function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    work.then(done, done);
-  });
 }
 
 function describe(cause: unknown): string {

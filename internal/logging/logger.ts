@@ -4,6 +4,7 @@ import { Writable } from "node:stream";
 import winston from "winston";
 import { currentScope } from "../trace/call-scope.js";
 import { setField, toLoggable } from "./loggable.js";
+import { settleWithin } from "../lifecycle/timing.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -151,22 +152,6 @@ async function closeTransport(transport: winston.transport): Promise<void> {
   // winston types close() as void; ours (and some others) return a promise worth waiting for.
   const result: unknown = transport.close?.();
   if (result instanceof Promise) await result;
-}
-
-function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    work.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-    );
-  });
 }
 
 function drained(stream: NodeJS.WritableStream, ms: number): Promise<void> {

@@ -8,7 +8,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ConsumeMessage } from "amqplib";
 import { UserDeletedSchema, UserRegisteredSchema } from "../../../gen/usermesh/events/v1/events_pb.js";
-import { settleWithin } from "../../../internal/events/amqp-link.js";
+import { settleWithin } from "../../../internal/lifecycle/timing.js";
 import { createAmqpPublisher, type EventPublisher } from "../../../internal/events/amqp-publisher.js";
 import { fromAmqpMessage } from "../../../internal/events/cloudevents.js";
 import {
