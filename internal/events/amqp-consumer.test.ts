@@ -144,6 +144,20 @@ describe("AMQP consumer", function () {
     expect(await messageCount(names.deadLetter.queue)).to.equal(0);
   });
 
+  it("holds a message the handler answers \"retry\" and requeues it as often as it takes, never dead-lettering it", async () => {
+    const names = topology();
+    const { consumer: events } = consumer(names, { retryDelayMs: 50 });
+    let attempts = 0;
+
+    await events.start(async () => (++attempts < 4 ? "retry" : "ack"));
+    publish(names.exchange, "user.delete", "evt-outage");
+    await waitFor(() => attempts === 4, "the fourth attempt");
+    await events.close();
+
+    expect(await messageCount(names.queue)).to.equal(0);
+    expect(await messageCount(names.deadLetter.queue)).to.equal(0);
+  });
+
   it("never runs more handlers at once than the prefetch allows", async () => {
     const names = topology();
     const { consumer: events } = consumer(names, { prefetch: 3 });

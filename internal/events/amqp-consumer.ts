@@ -27,16 +27,19 @@ export interface ConsumerOptions {
   reconnectDelayMs?: ReconnectDelays;
   /** Opens a connection; default amqplib's connect. A test seam: it must return a REAL connection. */
   connect?: (url: string) => Promise<ChannelModel>;
+  /** How long a message the handler answered "retry" waits before it is requeued; default 5000 ms. */
+  retryDelayMs?: number;
 }
 
 /**
  * Handles one message. "ack": done. "reject": nack without requeue, i.e. dead-lettered (use it for
- * messages no retry can fix). A thrown error (or any other result): nacked WITH requeue when the message
- * was not redelivered yet, otherwise dead-lettered. Note that RabbitMQ also marks a message redelivered when
+ * messages no retry can fix). "retry": a transient failure (a store outage): the message is held for
+ * retryDelayMs, then requeued, as often as it takes, never dead-lettered. A thrown error (or any other
+ * result): nacked WITH requeue when the message was not redelivered yet, otherwise dead-lettered. Note that RabbitMQ also marks a message redelivered when
  * the connection that held it unacked was lost, so such a message gets no second try after a failure.
  * Delivery is at-least-once: a handler must be idempotent.
  */
-export type Handler = (message: ConsumeMessage) => Promise<"ack" | "reject">;
+export type Handler = (message: ConsumeMessage) => Promise<"ack" | "reject" | "retry">;
 
 export interface Consumer {
   /**
@@ -54,7 +57,7 @@ export interface Consumer {
   readonly connected: boolean;
 }
 
-type Outcome = "ack" | "reject" | "requeue";
+type Outcome = "ack" | "reject" | "requeue" | "retry";
 
 const defaultCloseMs = 30_000;
 
@@ -72,6 +75,9 @@ export function createAmqpConsumer(options: ConsumerOptions): Consumer {
   const inFlight = new Set<Promise<void>>();
   let handler: Handler | undefined;
   let closing: Promise<void> | undefined;
+  const retryDelayMs = options.retryDelayMs ?? 5000;
+  // Cuts retry waits short on close, so held messages go back to the queue at once.
+  const closed = new AbortController();
 
   const link = createAmqpLink<Channel>({
     url: options.url,
@@ -107,7 +113,7 @@ export function createAmqpConsumer(options: ConsumerOptions): Consumer {
     let outcome: Outcome;
     try {
       const verdict = await handler!(message);
-      if (verdict !== "ack" && verdict !== "reject") throw new TypeError(`the handler returned ${String(verdict)}`);
+      if (verdict !== "ack" && verdict !== "reject" && verdict !== "retry") throw new TypeError(`the handler returned ${String(verdict)}`);
       outcome = verdict;
       if (outcome === "reject") logger.warn(`${name}: the handler rejected a message; ${dropped}`, fields);
     } catch (err) {
@@ -115,15 +121,27 @@ export function createAmqpConsumer(options: ConsumerOptions): Consumer {
       const what = outcome === "requeue" ? "requeueing it once" : `it was redelivered already; ${dropped}`;
       logger.warn(`${name}: the handler failed; ${what}`, { ...fields, err: describe(err) });
     }
+    if (outcome === "retry") {
+      logger.warn(`${name}: the handler hit a transient failure; retrying in ${retryDelayMs} ms`, fields);
+      await waitOrClose(retryDelayMs);
+    }
     try {
       if (outcome === "ack") channel.ack(message);
-      else channel.nack(message, false, outcome === "requeue");
+      else channel.nack(message, false, outcome !== "reject");
     } catch {
       // The channel closed meanwhile; the broker requeues the message itself (marked redelivered).
     }
   }
 
+  function waitOrClose(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      closed.signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+  }
+
   async function shutdown(timeoutMs: number): Promise<void> {
+    closed.abort();
     const deadline = Date.now() + timeoutMs;
     const left = () => Math.max(deadline - Date.now(), 0);
     const session = link.session;
