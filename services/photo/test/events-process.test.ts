@@ -97,7 +97,7 @@ describe("user lifecycle events (real user, session and photo processes)", funct
 
     await callUnary(users, "deleteAccount", { userId: user.id, password: "correct horse battery", sessionToken: session.token });
     await waitFor(async () => !(await knownUser(user.id)), "the deletion to reach photo");
-    expect((await db.query("SELECT count(*)::int AS n FROM photos WHERE user_id = $1", [user.id])).rows[0].n).to.equal(0);
+    expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM photos WHERE user_id = $1", [user.id])).rows[0]?.n).to.equal(0);
     await waitFor(async () => (await readdir(join(storageDir, user.id)).catch(() => [])).length === 0, "the blobs to go");
     const upload = await callClientStream(photos, "loadPhoto", [{ header: { userId: user.id } }, { chunk: png(20, 20) }]);
     expect(upload.error?.code, "a deleted user cannot upload again").to.equal(grpc.status.FAILED_PRECONDITION);
@@ -119,7 +119,7 @@ describe("user lifecycle events (real user, session and photo processes)", funct
     channel.publish(mesh.exchange, "user.registration", content, options);
     await waitFor(() => knownUser(userId), "the registration");
     await waitFor(async () => (await channel.checkQueue(queue)).messageCount === 0, "the queue to drain");
-    expect((await db.query("SELECT count(*)::int AS n FROM users WHERE id = $1", [userId])).rows[0].n).to.equal(1);
+    expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE id = $1", [userId])).rows[0]?.n).to.equal(1);
   });
 
   it("dead-letters a garbage message and keeps consuming", async () => {
