@@ -8,6 +8,7 @@ import { createSupervisor, type ChildSpec } from "./supervisor.js";
 const processes = [
   { name: "session", grpcPort: 50052, adminPort: 9092 },
   { name: "user", grpcPort: 50051, adminPort: 9091 },
+  { name: "photo", grpcPort: 50053, adminPort: 9093 },
 ] as const;
 
 function grpcReady(port: number): () => Promise<boolean> {
