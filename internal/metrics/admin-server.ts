@@ -3,16 +3,11 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { isUp, type DependencyCheck } from "../health/dependency-check.js";
 
 export { createDomainCounter } from "./registry.js";
 
-/** One dependency /readyz reports on, e.g. `{ name: "redis", check: () => redis.ping().then(() => true) }`. */
-export interface DependencyCheck {
-  /** The key under which /readyz reports this dependency's state; unique per server. */
-  readonly name: string;
-  /** Resolves true when the dependency is usable. Throwing, rejecting, or taking longer than the timeout counts as down. */
-  check(): Promise<boolean>;
-}
+export type { DependencyCheck };
 
 export interface AdminServer {
   /** The port actually bound (the ephemeral one when started with port 0). */
@@ -89,7 +84,7 @@ async function handle(
   }
   if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
   if (path === "/readyz") {
-    const states = await Promise.all(dependencies.map((d) => stateOf(d, timeoutMs)));
+    const states = await Promise.all(dependencies.map(async (d) => ((await isUp(d, timeoutMs)) ? "up" : "down")));
     const report: Record<string, DependencyState> = {};
     dependencies.forEach((d, i) => (report[d.name] = states[i]));
     const ready = states.every((s) => s === "up");
@@ -105,19 +100,6 @@ async function handle(
   return send(res, 200, registry.contentType, body);
 }
 
-// Never rejects: a throw, a rejection, false, or no answer within timeoutMs all mean "down".
-async function stateOf(dependency: DependencyCheck, timeoutMs: number): Promise<DependencyState> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
-  try {
-    const up = await Promise.race([Promise.resolve().then(() => dependency.check()), timedOut]);
-    return up === true ? "up" : "down";
-  } catch {
-    return "down";
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, "application/json", JSON.stringify(value));

@@ -2,12 +2,9 @@
 // dependencies: SERVING while every dependency check passes, NOT_SERVING otherwise and on shutdown.
 import type * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import { checkAll, type DependencyCheck } from "../health/dependency-check.js";
 
-/** A dependency the process cannot serve without; check() resolving false or throwing means down. */
-export interface DependencyCheck {
-  readonly name: string;
-  check(): Promise<boolean>;
-}
+export type { DependencyCheck };
 
 export interface HealthReporter {
   /** Runs every check once and publishes the result; returns each dependency's state. */
@@ -36,9 +33,9 @@ export function addHealthService(
   };
 
   const refresh = async () => {
-    const states = await Promise.all(dependencies.map((d) => checkWithin(d, timeoutMs)));
-    publish(states.every(Boolean));
-    return Object.fromEntries(dependencies.map((d, i) => [d.name, states[i]]));
+    const states = await checkAll(dependencies, timeoutMs);
+    publish(Object.values(states).every(Boolean));
+    return states;
   };
 
   const timer = setInterval(() => void refresh(), options.intervalMs ?? 5000);
@@ -53,14 +50,4 @@ export function addHealthService(
       publish(false);
     },
   };
-}
-
-async function checkWithin(dependency: DependencyCheck, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-  try {
-    return await Promise.race([dependency.check().catch(() => false), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -2,7 +2,7 @@
 // check, database bootstrap, transactions, and the one place that classifies pg errors.
 import { userInfo } from "node:os";
 import pg from "pg";
-import type { DependencyCheck } from "../metrics/admin-server.js";
+import type { DependencyCheck } from "../health/dependency-check.js";
 
 // Type parsing stays at pg's defaults on purpose: timestamptz → Date, int8 (OID 20, also count(*))
 // → string, since a JS number loses precision above 2^53. pg.types.setTypeParser is process-wide,

@@ -1,7 +1,7 @@
 // A Redis client configured the same way in every process: fails fast while disconnected (so a
 // cache outage degrades instead of queueing requests), reconnects with capped backoff.
 import { Redis } from "ioredis";
-import type { DependencyCheck } from "../metrics/admin-server.js";
+import type { DependencyCheck } from "../health/dependency-check.js";
 
 export interface RedisClientLogger {
   warn(msg: string, fields?: Record<string, unknown>): void;
