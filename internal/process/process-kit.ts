@@ -7,7 +7,7 @@ import { redactConfig } from "../config/load-config.js";
 import { createShutdown, type Shutdown } from "../lifecycle/shutdown.js";
 import { createAmqpLogTransport } from "../logging/amqp-log-transport.js";
 import { createLogger, type RootLogger } from "../logging/logger.js";
-import { startAdminServer, type DependencyCheck } from "../metrics/admin-server.js";
+import { startAdminServer, type AdminServer, type DependencyCheck } from "../metrics/admin-server.js";
 import { createClientMetricsInterceptor, createServerMetricsInterceptor } from "../metrics/grpc-metrics.js";
 import { createMetricsRegistry } from "../metrics/registry.js";
 import { startRpcServer, type RpcServer, type ServiceEntry } from "../rpc/rpc-server.js";
@@ -55,6 +55,13 @@ export function createProcessKit(options: {
   return { service: options.service, logger, registry, shutdown, drainMs, clientInterceptors: [createClientMetricsInterceptor(registry)], fail };
 }
 
+/** Starts the admin port (/metrics, /healthz, /readyz) and registers its shutdown. */
+export async function serveAdmin(kit: ProcessKit, config: AdminConfig, dependencies: readonly DependencyCheck[]): Promise<AdminServer> {
+  const admin = await startAdminServer({ host: config.host, port: config.port, registry: kit.registry, dependencies });
+  kit.shutdown.onShutdown("admin server", () => admin.close());
+  return admin;
+}
+
 /**
  * Starts the gRPC server (health follows `dependencies`) and the admin port, and registers their
  * shutdown: gRPC drains first (health NOT_SERVING, in-flight calls finish), then admin closes.
@@ -64,8 +71,7 @@ export async function serveGrpc(
   kit: ProcessKit,
   options: { grpc: GrpcServerConfig; admin: AdminConfig; services: readonly ServiceEntry[]; dependencies: readonly DependencyCheck[] },
 ): Promise<{ rpc: RpcServer; adminPort: number }> {
-  const admin = await startAdminServer({ host: options.admin.host, port: options.admin.port, registry: kit.registry, dependencies: options.dependencies });
-  kit.shutdown.onShutdown("admin server", () => admin.close());
+  const admin = await serveAdmin(kit, options.admin, options.dependencies);
   const rpc = await startRpcServer({
     host: options.grpc.host,
     port: options.grpc.port,

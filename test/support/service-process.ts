@@ -11,6 +11,8 @@ export interface ServiceProcess {
   readonly child: ChildProcess;
   readonly grpcPort: number;
   readonly adminPort: number;
+  /** The HTTP port, for processes that serve HTTP (the gateway). */
+  readonly httpPort: number;
   /** Every stdout line parsed as JSON so far (non-JSON lines are kept as {raw}). */
   readonly lines: Record<string, unknown>[];
   /** Sends the signal and resolves with the exit code (or the signal name if killed). */
@@ -24,7 +26,7 @@ export interface ServiceProcess {
 export async function startServiceProcess(entry: string, env: Record<string, string>, timeoutMs = 15_000): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: repoRoot,
-    env: { ...process.env, USERMESH_GRPC__PORT: "0", USERMESH_ADMIN__PORT: "0", ...env },
+    env: { ...process.env, USERMESH_GRPC__PORT: "0", USERMESH_HTTP__PORT: "0", USERMESH_ADMIN__PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: Record<string, unknown>[] = [];
@@ -56,6 +58,7 @@ export async function startServiceProcess(entry: string, env: Record<string, str
     child,
     grpcPort: Number(ready.grpcPort),
     adminPort: Number(ready.adminPort),
+    httpPort: Number(ready.httpPort ?? 0),
     lines,
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
