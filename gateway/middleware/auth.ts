@@ -21,8 +21,8 @@ const challenge = { "WWW-Authenticate": "Bearer" };
  * validates it with SessionService.ValidateSession. On success records the caller with setAuth
  * ({userId, sessionId, token, via}) and puts userId on the call scope. Answers 401 (with
  * `WWW-Authenticate: Bearer`) when there is no token or the service says UNAUTHENTICATED or
- * INVALID_ARGUMENT; 503 when the session service is UNAVAILABLE or DEADLINE_EXCEEDED (fails closed:
- * no session check, no access); any other error goes to the problem handler unchanged.
+ * INVALID_ARGUMENT; 503 when the session service is UNAVAILABLE (fails closed: no session check, no
+ * access); any other error, DEADLINE_EXCEEDED (504) included, goes to the problem handler unchanged.
  */
 export function createAuthMiddleware(options: AuthOptions): RequestHandler {
   const { sessions, cookieName } = options;
@@ -37,7 +37,7 @@ export function createAuthMiddleware(options: AuthOptions): RequestHandler {
       if (error.code === Code.Unauthenticated || error.code === Code.InvalidArgument) {
         return next(httpProblem(401, "the session is invalid or has expired", { headers: challenge }));
       }
-      if (error.code === Code.Unavailable || error.code === Code.DeadlineExceeded) {
+      if (error.code === Code.Unavailable) {
         return next(httpProblem(503, "a service is unavailable", { cause: error }));
       }
       return next(thrown);
