@@ -22,6 +22,7 @@ check-generated: $(NPM_STAMP)
 lint: $(NPM_STAMP)
 	buf lint
 	eslint --max-warnings 0 .
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true redocly lint --format=stylish gateway/openapi.yaml
 
 breaking: $(NPM_STAMP)
 	scripts/buf-breaking.sh
