@@ -116,6 +116,12 @@ describe("e2e: every error through HTTP", function () {
         USERMESH_REDIS__KEY_PREFIX: `test:strict:${randomUUID()}:`,
       });
       strictApi = createApi(`http://127.0.0.1:${strict.httpPort}`);
+      // Serving starts before Redis is connected (limits fail open meanwhile): wait for readiness.
+      const until = Date.now() + 10_000;
+      while ((await strictApi("GET", "/readyz")).status !== 200) {
+        if (Date.now() > until) throw new Error("the strict gateway never became ready");
+        await new Promise((r) => setTimeout(r, 100));
+      }
     });
 
     after(async () => {
