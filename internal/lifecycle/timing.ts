@@ -25,3 +25,28 @@ export function reconnectDelay(attempt: number, bounds: ReconnectDelays, random:
   const step = Math.min(bounds.max, bounds.min * 2 ** Math.min(attempt, 30));
   return Math.max(bounds.min, Math.round(step / 2 + (random() * step) / 2));
 }
+
+export interface WakeableSleep {
+  /** Resolves after ms, or as soon as wake() is called; never rejects. */
+  sleep(ms: number): Promise<void>;
+  /** Ends the sleep in progress, if any (a later sleep is not affected). */
+  wake(): void;
+}
+
+/** The sleep of a background loop (poll interval, backoff) that stop() or a notification can cut short. */
+export function createWakeableSleep(): WakeableSleep {
+  let wake: (() => void) | undefined;
+  return {
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      }),
+    wake: () => wake?.(),
+  };
+}

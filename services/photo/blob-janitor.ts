@@ -2,6 +2,7 @@
 // deletion queue in small batches, deletes each blob, and removes the row on success or reschedules it
 // with exponential backoff. Several instances may run: claimed rows are leased, so they skip each other's.
 import { describeError, type BlobDeletionQueue, type BlobStore } from "./photos.js";
+import { createWakeableSleep } from "../../internal/lifecycle/timing.js";
 
 export interface BlobJanitorLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -60,19 +61,10 @@ export function createBlobJanitor(options: BlobJanitorOptions): BlobJanitor {
   const leaseMs = options.leaseMs ?? defaultLeaseMs;
   let stopped = false;
   let running: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
 
-  /** Sleeps until ms pass or stop() wakes it. */
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  // Cut short by stop() (and, in the relay, by NOTIFY or lost leadership).
+  const sleeper = createWakeableSleep();
+  const sleep = (ms: number) => sleeper.sleep(ms);
 
   async function runOnce(): Promise<JanitorPass> {
     let deleted = 0;
@@ -128,7 +120,7 @@ export function createBlobJanitor(options: BlobJanitorOptions): BlobJanitor {
     },
     async stop() {
       stopped = true;
-      wake?.();
+      sleeper.wake();
       await running;
     },
     runOnce,

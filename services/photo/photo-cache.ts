@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { Redis } from "ioredis";
 import type { PhotoListCache, PhotoPage } from "./photos.js";
+import { createFailOpen } from "../../internal/stores/fail-open.js";
 
 export interface PhotoCacheLogger {
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -49,19 +50,7 @@ export function createRedisPhotoListCache(redis: Redis, options: RedisPhotoListC
   const key = (userId: string) => `${keyPrefix}photos:${userId}`;
   const field = (pageSize: number, pageToken: string) => `${pageSize}:${pageToken}`;
 
-  let failing = false;
-  async function failOpen<T>(op: () => Promise<T>, fallback: T): Promise<T> {
-    try {
-      const result = await op();
-      if (failing) logger.info("photo list cache recovered", { component: "photo list cache" });
-      failing = false;
-      return result;
-    } catch (error) {
-      if (!failing) logger.warn("photo list cache unavailable, degrading", { component: "photo list cache", err: error });
-      failing = true;
-      return fallback;
-    }
-  }
+  const failOpen = createFailOpen(logger, "photo list cache");
 
   return {
     async get(userId, pageSize, pageToken) {

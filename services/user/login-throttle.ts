@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { resourceExhausted } from "../../internal/errors/errors.js";
-import { createFailOpen, type FailOpenLogger } from "./fail-open.js";
+import { createFailOpen, type FailOpenLogger } from "../../internal/stores/fail-open.js";
 import type { LoginThrottle } from "./users.js";
 import { emailKey } from "./validation.js";
 

@@ -5,6 +5,7 @@ import type pg from "pg";
 import type { CloudEvent } from "../../internal/events/cloudevents.js";
 import type { EventPublisher } from "../../internal/events/amqp-publisher.js";
 import { outboxChannel } from "./outbox.js";
+import { createWakeableSleep } from "../../internal/lifecycle/timing.js";
 
 export interface OutboxRelayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -64,23 +65,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { logger } = options;
   let stopped = false;
   let running: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
   // Set by a NOTIFY (or a lost leadership) at any time, cleared when a pass starts: one that arrives
   // while a pass runs, when nobody sleeps to be woken, must still cut the next poll wait short.
   let woken = false;
   let leader: Leadership | undefined;
 
-  /** Sleeps until ms pass or wake() is called (NOTIFY, lost leadership, stop). */
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  // Cut short by stop() (and, in the relay, by NOTIFY or lost leadership).
+  const sleeper = createWakeableSleep();
+  const sleep = (ms: number) => sleeper.sleep(ms);
 
   function toCloudEvent(row: OutboxRow): CloudEvent {
     return {
@@ -123,7 +115,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   function wakeUp(): void {
     woken = true;
-    if (!backingOff) wake?.();
+    if (!backingOff) sleeper.wake();
   }
 
   /** Takes the advisory lock on a dedicated connection and LISTENs there, or gives the connection back. */
@@ -216,7 +208,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     async stop() {
       stopped = true;
-      wake?.();
+      sleeper.wake();
       await running;
     },
     get leading() {

@@ -2,7 +2,7 @@
 // writes to no-ops), never to an error: PostgreSQL stays the source of truth.
 import { z } from "zod";
 import type { Redis } from "ioredis";
-import { createFailOpen, type FailOpenLogger } from "./fail-open.js";
+import { createFailOpen, type FailOpenLogger } from "../../internal/stores/fail-open.js";
 import type { ProfileCache, UserProfile } from "./users.js";
 
 export interface RedisProfileCacheOptions {

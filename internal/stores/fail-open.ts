@@ -1,4 +1,4 @@
-// Optional Redis work (throttle counters, profile cache) that must never fail a request: an error
+// Optional Redis work (throttle counters, caches) that must never fail a request: an error
 // becomes the caller's fallback value and one warning per outage, not one per call.
 
 export interface FailOpenLogger {
