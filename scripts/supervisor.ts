@@ -47,7 +47,9 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   };
 
   function launch(spec: ChildSpec, index: number, failures: number): ChildProcess {
-    const child = spawn(spec.command, [...spec.args], { env: { ...process.env, ...spec.env }, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops the
+    // children one by one in reverse order instead of all at once.
+    const child = spawn(spec.command, [...spec.args], { env: { ...process.env, ...spec.env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
     running.set(spec.name, child);
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on("line", (line) => options.out(`${label(spec, index)} | ${line}`));
@@ -85,6 +87,11 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     clearTimeout(timer);
   }
 
+  // If the supervisor itself dies, its detached children must not outlive it.
+  process.once("exit", () => {
+    for (const child of running.values()) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+
   return {
     async start() {
       for (const [index, spec] of options.children.entries()) {
@@ -95,7 +102,10 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     },
     async stop() {
       stopping = true;
-      for (const spec of [...options.children].reverse()) await stopChild(spec);
+      for (const spec of [...options.children].reverse()) {
+        await stopChild(spec);
+        options.out(`${label(spec, options.children.indexOf(spec))} | stopped (exit ${exitCodes.get(spec.name) ?? "?"})`);
+      }
       return options.children.every((spec) => exitCodes.get(spec.name) === 0);
     },
   };
