@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file usermesh/logs/v1/logs.proto.
  */
 export const file_usermesh_logs_v1_logs: GenFile = /*@__PURE__*/
-  fileDesc("Cht1c2VybWVzaC9sb2dzL3YxL2xvZ3MucHJvdG8SEHVzZXJtZXNoLmxvZ3MudjEitQEKB0xvZ0xpbmUSJgoCdHMYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBWxldmVsGAIgASgOMhoudXNlcm1lc2gubG9ncy52MS5Mb2dMZXZlbBIPCgdzZXJ2aWNlGAMgASgJEgsKA21zZxgEIAEoCRIQCgh0cmFjZV9pZBgFIAEoCRInCgZmaWVsZHMYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IugBCg1TZWFyY2hSZXF1ZXN0EhAKCHRyYWNlX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSLQoJbWluX2xldmVsGAMgASgOMhoudXNlcm1lc2gubG9ncy52MS5Mb2dMZXZlbBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRleHQYBiABKAkSDQoFbGltaXQYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCSJTCg5TZWFyY2hSZXNwb25zZRIoCgVsaW5lcxgBIAMoCzIZLnVzZXJtZXNoLmxvZ3MudjEuTG9nTGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoLVGFpbFJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRItCgltaW5fbGV2ZWwYAiABKA4yGi51c2VybWVzaC5sb2dzLnYxLkxvZ0xldmVsIjcKDFRhaWxSZXNwb25zZRInCgRsaW5lGAEgASgLMhkudXNlcm1lc2gubG9ncy52MS5Mb2dMaW5lKncKCExvZ0xldmVsEhkKFUxPR19MRVZFTF9VTlNQRUNJRklFRBAAEhMKD0xPR19MRVZFTF9ERUJVRxABEhIKDkxPR19MRVZFTF9JTkZPEAISEgoOTE9HX0xFVkVMX1dBUk4QAxITCg9MT0dfTEVWRUxfRVJST1IQBDKsAQoKTG9nU2VydmljZRJQCgZTZWFyY2gSHy51c2VybWVzaC5sb2dzLnYxLlNlYXJjaFJlcXVlc3QaIC51c2VybWVzaC5sb2dzLnYxLlNlYXJjaFJlc3BvbnNlIgOQAgESTAoEVGFpbBIdLnVzZXJtZXNoLmxvZ3MudjEuVGFpbFJlcXVlc3QaHi51c2VybWVzaC5sb2dzLnYxLlRhaWxSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Cht1c2VybWVzaC9sb2dzL3YxL2xvZ3MucHJvdG8SEHVzZXJtZXNoLmxvZ3MudjEitQEKB0xvZ0xpbmUSJgoCdHMYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBWxldmVsGAIgASgOMhoudXNlcm1lc2gubG9ncy52MS5Mb2dMZXZlbBIPCgdzZXJ2aWNlGAMgASgJEgsKA21zZxgEIAEoCRIQCgh0cmFjZV9pZBgFIAEoCRInCgZmaWVsZHMYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IugBCg1TZWFyY2hSZXF1ZXN0EhAKCHRyYWNlX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSLQoJbWluX2xldmVsGAMgASgOMhoudXNlcm1lc2gubG9ncy52MS5Mb2dMZXZlbBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRleHQYBiABKAkSDQoFbGltaXQYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCSJTCg5TZWFyY2hSZXNwb25zZRIoCgVsaW5lcxgBIAMoCzIZLnVzZXJtZXNoLmxvZ3MudjEuTG9nTGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoLVGFpbFJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRItCgltaW5fbGV2ZWwYAiABKA4yGi51c2VybWVzaC5sb2dzLnYxLkxvZ0xldmVsIkgKDFRhaWxSZXNwb25zZRInCgRsaW5lGAEgASgLMhkudXNlcm1lc2gubG9ncy52MS5Mb2dMaW5lEg8KB2Ryb3BwZWQYAiABKA0qdwoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX0RFQlVHEAESEgoOTE9HX0xFVkVMX0lORk8QAhISCg5MT0dfTEVWRUxfV0FSThADEhMKD0xPR19MRVZFTF9FUlJPUhAEMqwBCgpMb2dTZXJ2aWNlElAKBlNlYXJjaBIfLnVzZXJtZXNoLmxvZ3MudjEuU2VhcmNoUmVxdWVzdBogLnVzZXJtZXNoLmxvZ3MudjEuU2VhcmNoUmVzcG9uc2UiA5ACARJMCgRUYWlsEh0udXNlcm1lc2gubG9ncy52MS5UYWlsUmVxdWVzdBoeLnVzZXJtZXNoLmxvZ3MudjEuVGFpbFJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One structured log line, as every process writes it.
@@ -21,6 +21,8 @@ export const file_usermesh_logs_v1_logs: GenFile = /*@__PURE__*/
  */
 export type LogLine = Message<"usermesh.logs.v1.LogLine"> & {
   /**
+   * Millisecond precision.
+   *
    * @generated from field: google.protobuf.Timestamp ts = 1;
    */
   ts?: Timestamp | undefined;
@@ -41,6 +43,8 @@ export type LogLine = Message<"usermesh.logs.v1.LogLine"> & {
   msg: string;
 
   /**
+   * Empty when the line was logged outside any call.
+   *
    * @generated from field: string trace_id = 5;
    */
   traceId: string;
@@ -65,21 +69,29 @@ export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
  */
 export type SearchRequest = Message<"usermesh.logs.v1.SearchRequest"> & {
   /**
+   * Exact match.
+   *
    * @generated from field: string trace_id = 1;
    */
   traceId: string;
 
   /**
+   * Exact match on the producing service's name.
+   *
    * @generated from field: string service = 2;
    */
   service: string;
 
   /**
+   * This level and above; UNSPECIFIED means every level.
+   *
    * @generated from field: usermesh.logs.v1.LogLevel min_level = 3;
    */
   minLevel: LogLevel;
 
   /**
+   * Inclusive bounds on ts.
+   *
    * @generated from field: google.protobuf.Timestamp since = 4;
    */
   since?: Timestamp | undefined;
@@ -90,7 +102,7 @@ export type SearchRequest = Message<"usermesh.logs.v1.SearchRequest"> & {
   until?: Timestamp | undefined;
 
   /**
-   * Substring of msg.
+   * Substring of msg, case-sensitive.
    *
    * @generated from field: string text = 6;
    */
@@ -104,6 +116,8 @@ export type SearchRequest = Message<"usermesh.logs.v1.SearchRequest"> & {
   limit: number;
 
   /**
+   * next_page_token of the previous page; the other fields must be unchanged.
+   *
    * @generated from field: string page_token = 8;
    */
   pageToken: string;
@@ -126,6 +140,9 @@ export type SearchResponse = Message<"usermesh.logs.v1.SearchResponse"> & {
   lines: LogLine[];
 
   /**
+   * Empty on the last page. A page may hold fewer than limit lines, even none, and still carry a
+   * token: one call examines a bounded number of lines, and the next page continues from there.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -143,11 +160,15 @@ export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
  */
 export type TailRequest = Message<"usermesh.logs.v1.TailRequest"> & {
   /**
+   * Exact match on the producing service's name; empty means every service.
+   *
    * @generated from field: string service = 1;
    */
   service: string;
 
   /**
+   * This level and above; UNSPECIFIED means every level.
+   *
    * @generated from field: usermesh.logs.v1.LogLevel min_level = 2;
    */
   minLevel: LogLevel;
@@ -168,6 +189,13 @@ export type TailResponse = Message<"usermesh.logs.v1.TailResponse"> & {
    * @generated from field: usermesh.logs.v1.LogLine line = 1;
    */
   line?: LogLine | undefined;
+
+  /**
+   * Matching lines this subscriber lost just before this one because it fell behind.
+   *
+   * @generated from field: uint32 dropped = 2;
+   */
+  dropped: number;
 };
 
 /**
@@ -220,7 +248,10 @@ export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
  */
 export const LogService: GenService<{
   /**
-   * Finds lines newest first. All filters are optional and combine with AND.
+   * Finds lines newest first (by ts; ties in a fixed order). All filters are optional and combine
+   * with AND. INVALID_ARGUMENT (with a google.rpc.BadRequest naming each bad field) for a limit
+   * outside 0..1000, an unknown min_level, since after until, an over-long filter, or a page_token
+   * that is not from a previous page of the same search.
    *
    * @generated from rpc usermesh.logs.v1.LogService.Search
    */
@@ -230,7 +261,9 @@ export const LogService: GenService<{
     output: typeof SearchResponseSchema;
   },
   /**
-   * Streams lines as they arrive, until the caller cancels.
+   * Streams lines as they are stored, until the caller cancels. Lines stored before the call are
+   * not replayed (use Search). A subscriber that falls behind loses its oldest buffered lines; the
+   * next line it receives says how many (TailResponse.dropped).
    *
    * @generated from rpc usermesh.logs.v1.LogService.Tail
    */
