@@ -10,6 +10,8 @@ import { dropTestDatabase, testDatabaseUrl, uniqueDatabaseName } from "./pg.js";
 import { startServiceProcess, type ServiceProcess } from "./service-process.js";
 
 export interface Mesh {
+  /** Present when started with withLogs. */
+  readonly logs?: ServiceProcess;
   readonly session: ServiceProcess;
   readonly user: ServiceProcess;
   readonly photo: ServiceProcess;
@@ -30,8 +32,10 @@ export interface MeshOptions {
   readonly gatewayEnv?: Record<string, string>;
   readonly userEnv?: Record<string, string>;
   readonly photoEnv?: Record<string, string>;
-  /** Given to every process (e.g. the log exchange, with USERMESH_LOG__TO_BROKER "true"). */
+  /** Given to every process. */
   readonly commonEnv?: Record<string, string>;
+  /** Starts the logs service first and has every other process publish its lines to it. */
+  readonly withLogs?: boolean;
 }
 
 export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
@@ -41,19 +45,33 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const queues = { queue: `test.photo.${run}`, dlq: `test.photo.dlq.${run}`, dlx: `test.photo.dlx.${run}` };
   const databases = { user: uniqueDatabaseName("mesh_user"), photo: uniqueDatabaseName("mesh_photo") };
   const storageDir = await mkdtemp(join(tmpdir(), "mesh-photos-"));
-  const common: Record<string, string> = { USERMESH_REDIS__KEY_PREFIX: keyPrefix, USERMESH_LOG__TO_BROKER: "false", ...options.commonEnv };
+  const logsExchange = `test.logs.${run}`;
+  const logsQueue = `test.logs.ingest.${run}`;
+  const logsDir = await mkdtemp(join(tmpdir(), "mesh-logs-"));
+  const logging: Record<string, string> = options.withLogs
+    ? { USERMESH_LOG__TO_BROKER: "true", USERMESH_LOG__EXCHANGE: logsExchange }
+    : { USERMESH_LOG__TO_BROKER: "false" };
+  const common: Record<string, string> = { USERMESH_REDIS__KEY_PREFIX: keyPrefix, ...logging, ...options.commonEnv };
 
   const envOf: Mesh["envOf"] = { session: { ...common }, user: {}, photo: {}, gateway: {} };
-  const procs: Partial<Record<"session" | "user" | "photo" | "gateway", ServiceProcess>> = {};
+  const procs: Partial<Record<"logs" | "session" | "user" | "photo" | "gateway", ServiceProcess>> = {};
   const stopAll = async () => {
     const codes: Record<string, number | string> = {};
-    for (const name of ["gateway", "photo", "user", "session"] as const) {
+    for (const name of ["gateway", "photo", "user", "session", "logs"] as const) {
       const proc = procs[name];
       if (proc) codes[name] = await proc.stop();
     }
     return codes;
   };
   try {
+    if (options.withLogs) {
+      // First, so its queue is bound before anyone logs (the exchange drops lines nobody queues).
+      procs.logs = await startServiceProcess("services/logs/main.ts", {
+        USERMESH_INGEST__EXCHANGE: logsExchange,
+        USERMESH_INGEST__QUEUE: logsQueue,
+        USERMESH_STORAGE__DIR: logsDir,
+      });
+    }
     procs.session = await startServiceProcess("services/session/main.ts", envOf.session);
     envOf.session = { ...envOf.session, USERMESH_GRPC__PORT: String(procs.session.grpcPort) };
     envOf.user = {
@@ -92,6 +110,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   }
 
   const mesh: Mesh = {
+    get logs() { return procs.logs; },
     get session() { return procs.session!; },
     get user() { return procs.user!; },
     get photo() { return procs.photo!; },
@@ -108,14 +127,15 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       const codes = await stopAll();
       await Promise.all(Object.values(databases).map((name) => dropTestDatabase(name)));
       await rm(storageDir, { recursive: true, force: true });
+      await rm(logsDir, { recursive: true, force: true });
       const redis = new Redis("redis://127.0.0.1:6379");
       const keys = await redis.keys(`${keyPrefix}*`);
       if (keys.length) await redis.del(...keys);
       await redis.quit();
       const broker = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
       const channel = await broker.createChannel();
-      for (const queue of [queues.queue, queues.dlq]) await channel.deleteQueue(queue).catch(() => {});
-      for (const name of [exchange, queues.dlx]) await channel.deleteExchange(name).catch(() => {});
+      for (const queue of [queues.queue, queues.dlq, logsQueue]) await channel.deleteQueue(queue).catch(() => {});
+      for (const name of [exchange, queues.dlx, logsExchange]) await channel.deleteExchange(name).catch(() => {});
       await broker.close().catch(() => {});
       return codes;
     },
