@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: install generate check-generated lint breaking typecheck build test check ci run clean
+.PHONY: install generate check-generated lint breaking typecheck build test check ci run bench clean
 
 install: $(NPM_STAMP)
 
@@ -49,6 +49,12 @@ ci: check test
 run: build
 	scripts/services.sh check
 	node --import tsx scripts/run-mesh.ts
+
+# Benchmarks (docs/performance.md): builds, then measures the machine's baselines and the mesh in one
+# run (about 5 minutes); prints the table and writes bench/results/<timestamp>.json and latest.md.
+bench: build
+	scripts/services.sh check
+	node --import tsx bench/run.ts
 
 clean:
 	rm -rf dist
