@@ -66,37 +66,45 @@ function handlerFor(spec: MethodImplSpec, interceptors: Interceptor[]): grpc.Unt
   switch (spec.kind) {
     case "unary":
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const context = createCallContext(spec.method, call);
+        const { context, settle } = createCallContext(spec.method, call);
         invokeUnaryImplementation(spec, context, call.request as never, interceptors).then(
           (response) => {
+            settle();
             sendResponseHeaders(call, context);
             callback(null, response, trailerMetadata(context));
           },
-          (thrown: unknown) => callback(statusFromError(toPublicError(thrown), context.responseTrailer) as grpc.ServiceError),
+          (thrown: unknown) => {
+            settle();
+            callback(statusFromError(toPublicError(thrown), context.responseTrailer));
+          },
         );
       };
     case "client_streaming":
       return (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const context = createCallContext(spec.method, call);
+        const { context, settle } = createCallContext(spec.method, call);
         const run = transformInvokeImplementation(spec, context, interceptors);
         firstOf(run(call as AsyncIterable<never>)).then(
           (response) => {
+            settle();
             sendResponseHeaders(call, context);
             callback(null, response, trailerMetadata(context));
           },
-          (thrown: unknown) => callback(statusFromError(toPublicError(thrown), context.responseTrailer) as grpc.ServiceError),
+          (thrown: unknown) => {
+            settle();
+            callback(statusFromError(toPublicError(thrown), context.responseTrailer));
+          },
         );
       };
     case "server_streaming":
     case "bidi_streaming":
       return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
-        const context = createCallContext(spec.method, call);
+        const { context, settle } = createCallContext(spec.method, call);
         const run = transformInvokeImplementation(spec, context, interceptors);
         const input =
           spec.kind === "server_streaming"
             ? createAsyncIterable([(call as grpc.ServerWritableStream<unknown, unknown>).request as never])
             : (call as AsyncIterable<never>);
-        void pumpResponses(run(input), call, context);
+        void pumpResponses(run(input), call, context).finally(settle);
       };
   }
 }
@@ -156,19 +164,22 @@ function trailerMetadata(context: HandlerContext): grpc.Metadata | undefined {
 /**
  * The HandlerContext of one grpc-js call. Built by hand rather than with createHandlerContext: one
  * AbortController, no deadline timer (grpc-js enforces deadlines and reports them as 'cancelled').
+ * grpc-js emits 'cancelled' when the stream closes, also after a call that completed normally: settle()
+ * (called once the response or the error has been handed to grpc-js) stops listening, so a finished
+ * call does not pay for a ConnectError (stack capture) and an abort dispatch nobody listens to.
  */
-function createCallContext(method: DescMethod, call: AnyCall): HandlerContext {
+function createCallContext(method: DescMethod, call: AnyCall): { context: HandlerContext; settle: () => void } {
   const controller = new AbortController();
-  (call as EventEmitter).once("cancelled", () =>
-    controller.abort(new ConnectError("call cancelled or deadline exceeded", Code.Canceled)),
-  );
+  const onCancelled = () => controller.abort(new ConnectError("call cancelled or deadline exceeded", Code.Canceled));
+  (call as EventEmitter).once("cancelled", onCancelled);
+  const settle = () => void (call as EventEmitter).removeListener("cancelled", onCancelled);
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
   const values: ContextValues = createContextValues();
   values.set(deadlineKey, deadline);
   values.set(peerKey, call.getPeer());
-  return {
+  const context: HandlerContext = {
     method,
     service: method.parent,
     signal: controller.signal,
@@ -181,4 +192,5 @@ function createCallContext(method: DescMethod, call: AnyCall): HandlerContext {
     values,
     url: `/${method.parent.typeName}/${method.name}`,
   };
+  return { context, settle };
 }

@@ -182,14 +182,13 @@ function unaryAttempt(client: grpc.Client, codec: Codec, req: UnaryRequest, dead
       metadataFromHeaders(req.header),
       { deadline },
       (error, message) => {
-        req.signal.removeEventListener("abort", cancel);
+        unwatch();
         if (error) reject(errorFromStatus(error));
         else resolve({ message, header, trailer });
       },
     );
     const trailer = new Headers();
-    const cancel = () => call.cancel();
-    req.signal.addEventListener("abort", cancel, { once: true });
+    const unwatch = onAbort(req.signal, () => call.cancel());
     call.on("metadata", (md: grpc.Metadata) => copyInto(header, md));
     call.on("status", (status: grpc.StatusObject) => copyInto(trailer, status.metadata));
   });
@@ -230,13 +229,23 @@ async function streamCall<I extends DescMessage, O extends DescMessage>(
 }
 
 function watch(call: grpc.Call, signal: AbortSignal, header: Headers, trailer: Headers): void {
-  const cancel = () => call.cancel();
-  signal.addEventListener("abort", cancel, { once: true });
+  const unwatch = onAbort(signal, () => call.cancel());
   call.on("metadata", (md: grpc.Metadata) => copyInto(header, md));
   call.on("status", (status: grpc.StatusObject) => {
-    signal.removeEventListener("abort", cancel);
+    unwatch();
     copyInto(trailer, status.metadata);
   });
+}
+
+/**
+ * Runs cancel once when the signal aborts; returns what stops listening. The shared never-aborted
+ * signal gets no listener: one per call in flight piled up on it (MaxListenersExceededWarning past 10)
+ * and each removal scanned them all.
+ */
+function onAbort(signal: AbortSignal, cancel: () => void): () => void {
+  if (signal === neverAborted) return () => undefined;
+  signal.addEventListener("abort", cancel, { once: true });
+  return () => signal.removeEventListener("abort", cancel);
 }
 
 async function* readAll(call: AsyncIterable<unknown> & grpc.ClientReadableStream<unknown>): AsyncIterable<unknown> {

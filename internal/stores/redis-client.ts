@@ -15,6 +15,9 @@ export interface RedisClientLogger {
 export function createRedisClient(url: string, logger: RedisClientLogger, name: string): Redis {
   const redis = new Redis(url, {
     connectionName: name,
+    // Commands issued in the same tick go out in one write: under load every command was its own
+    // socket write (about a tenth of the session service's CPU, docs/performance.md).
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,

@@ -3,7 +3,8 @@
 import { randomBytes } from "node:crypto";
 import bcrypt from "bcrypt";
 import pLimit from "p-limit";
-import { invalidArgument } from "../../internal/errors/errors.js";
+import { Code, ConnectError, invalidArgument } from "../../internal/errors/errors.js";
+import { remainingMs } from "../../internal/trace/call-scope.js";
 import type { PasswordHasher } from "./users.js";
 import { fitsBcrypt, maxPasswordBytes } from "./validation.js";
 
@@ -37,9 +38,32 @@ export function createBcryptPasswordHasher(options: BcryptPasswordHasherOptions)
   const { cost } = options;
   const engine = options.bcrypt ?? bcrypt;
   const limit = pLimit(options.maxConcurrent);
+  // How long one hash takes here (moving average), to tell whether a queued job can still finish in time.
+  let typicalMs = 0;
+  const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      const took = performance.now() - started;
+      typicalMs = typicalMs === 0 ? took : typicalMs * 0.8 + took * 0.2;
+    }
+  };
+  /**
+   * Runs a job when a slot frees, unless the calling RPC's deadline (the call scope, which p-limit
+   * keeps across the queue) has passed or will pass before a hash could finish: under a login storm the
+   * queue otherwise fills with hashes for callers that are gone, and no login succeeds any more.
+   */
+  const inTime = <T>(work: () => Promise<T>) => () => {
+    const left = remainingMs();
+    if (left !== undefined && left < typicalMs) {
+      throw new ConnectError("the deadline passed while waiting for a password check", Code.DeadlineExceeded);
+    }
+    return timed(work);
+  };
 
-  const hashNow = (password: string) => limit(() => engine.hash(password, cost));
-  const compareNow = (password: string, hash: string) => limit(() => engine.compare(password, hash));
+  const hashNow = (password: string) => limit(inTime(() => engine.hash(password, cost)));
+  const compareNow = (password: string, hash: string) => limit(inTime(() => engine.compare(password, hash)));
 
   // Same cost as real hashes, so comparing against it takes as long as comparing against a real one.
   const dummyHash = hashNow(randomBytes(18).toString("base64"));
