@@ -124,6 +124,14 @@ function envValue(text: string, schema: z.core.$ZodType): unknown {
   return text;
 }
 
+/**
+ * Every key path an environment variable can set: the schema's leaves, nested objects walked through
+ * their wrappers (optional, default, prefault, pipe…) as loadConfig walks them.
+ */
+export function configKeyPaths(schema: z.core.$ZodType): string[][] {
+  return mapSchema(schema).leaves.map((leaf) => leaf.path);
+}
+
 interface SchemaMap {
   /** Every key that is not itself an object, with its schema (wrappers included). */
   leaves: { path: string[]; schema: z.core.$ZodType }[];

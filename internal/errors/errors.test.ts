@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  codeName,
   fieldViolationsOf,
   httpStatusFor,
   invalidArgument,
@@ -22,6 +23,12 @@ describe("errors", () => {
       [Code.Internal, 500], [Code.Unknown, 500], [Code.DataLoss, 500],
     ];
     for (const [code, status] of table) expect(httpStatusFor(code), Code[code]).to.equal(status);
+  });
+
+  it("spells codes as Go does, for logs and metric labels", () => {
+    expect([0, Code.InvalidArgument, Code.DeadlineExceeded, Code.Unauthenticated].map(codeName)).to.deep.equal([
+      "OK", "InvalidArgument", "DeadlineExceeded", "Unauthenticated",
+    ]);
   });
 
   it("keeps client errors away from the error log level", () => {

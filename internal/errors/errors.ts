@@ -175,3 +175,11 @@ const httpStatusByCode: Record<Code, number> = {
 export function httpStatusFor(code: Code): number {
   return httpStatusByCode[code] ?? 500;
 }
+
+// Go's codes.Code.String(), indexed by code: Connect's enum names match it, except that it has no OK.
+const codeNames: readonly string[] = Array.from({ length: 17 }, (_, code) => (code === 0 ? "OK" : Code[code as Code]));
+
+/** A gRPC code as Go spells it ("OK", "InvalidArgument"…), for log fields and metric labels. */
+export function codeName(code: number): string {
+  return codeNames[code] ?? `Code(${code})`;
+}

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Counter, Histogram, Registry } from "prom-client";
+import { codeName } from "../errors/errors.js";
 import { getOrCreateCounter, getOrCreateHistogram } from "./registry.js";
 
 type CallLabelName = "grpc_type" | "grpc_service" | "grpc_method";
@@ -27,8 +28,6 @@ const grpcTypes: Record<DescMethod["methodKind"], string> = {
   bidi_streaming: "bidi_stream",
 };
 
-// Go's codes.Code.String(), indexed by code; Connect's enum names match it except that it has no OK.
-const codeNames: readonly string[] = Array.from({ length: 17 }, (_, code) => (code === 0 ? "OK" : Code[code]));
 const ok = 0;
 
 interface RpcMetrics {
@@ -164,7 +163,7 @@ class MethodSeries {
   }
 
   handledLabels(code: number): HandledLabels {
-    return (this.handledByCode[code] ??= { ...this.labels, grpc_code: codeNames[code] ?? "Unknown" });
+    return (this.handledByCode[code] ??= { ...this.labels, grpc_code: codeName(code) });
   }
 }
 

@@ -1,9 +1,9 @@
 // The server-side interceptors every process installs, outermost first: call scope (trace id,
 // deadline), one log line per call, and normalisation of whatever a handler throws.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { currentScope, runInScope, type CallScope } from "../trace/call-scope.js";
+import { runInScope, type CallScope } from "../trace/call-scope.js";
 import { traceIdFrom } from "../trace/trace-id.js";
-import { isClientError, logLevelFor, toPublicError } from "../errors/errors.js";
+import { codeName, isClientError, logLevelFor, toPublicError } from "../errors/errors.js";
 import { deadlineKey, peerKey } from "./context-keys.js";
 import { iterateWithin, observeStream } from "./stream-hooks.js";
 
@@ -81,16 +81,5 @@ function logCall(logger: RpcLogger, rpc: string, peer: string, started: number, 
   const fields: Record<string, unknown> = { rpc, code: codeName(error.code), durationMs, peer, reason: error.rawMessage };
   if (!isClientError(error.code) && error.cause !== undefined) fields.err = error.cause;
   const level = logLevelFor(error.code);
-  logger[level]("rpc handled", { ...fields, traceId: currentScope()?.traceId });
-}
-
-const codeNames = [
-  "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
-  "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-  "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
-];
-
-/** gRPC code names as Go spells them (codes.Code.String()), used in logs and metric labels. */
-export function codeName(code: number): string {
-  return codeNames[code] ?? `Code(${code})`;
+  logger[level]("rpc handled", fields);
 }

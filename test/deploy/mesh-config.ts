@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import YAML from "yaml";
 import type { z } from "zod";
-import { envNameFor, loadConfig } from "../../internal/config/load-config.js";
+import { configKeyPaths, envNameFor, loadConfig } from "../../internal/config/load-config.js";
 import { repoRoot } from "../support/service-process.js";
 
 export { repoRoot };
@@ -83,7 +83,7 @@ async function readProcessConfig(process: MeshProcess): Promise<ProcessConfig> {
   if (!isZodObject(schema)) throw new Error(`${process.dir}/config.ts exports no config schema with an admin section`);
   const file = join(repoRoot, process.dir, "config.yml");
   const yml = YAML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  const envKeys = new Map(configLeafPaths(schema).map((path) => [envNameFor(path), path.join(".")]));
+  const envKeys = new Map(configKeyPaths(schema).map((path) => [envNameFor(path), path.join(".")]));
   return { schema, file, yml, envKeys };
 }
 
@@ -116,42 +116,6 @@ export function portsOf(process: MeshProcess, config: unknown): { serving: numbe
 /** The USERMESH_* names in `names` that no key of the schema reads (they would be silently ignored). */
 export function unknownEnvNames(config: ProcessConfig, names: Iterable<string>): string[] {
   return [...names].filter((name) => name.startsWith("USERMESH_") && !config.envKeys.has(name));
-}
-
-/**
- * Every leaf key path of the schema, nested objects walked through their wrappers the way loadConfig
- * does (optional, default, prefault, pipe…): these are the keys an environment variable can set.
- */
-export function configLeafPaths(schema: z.core.$ZodType, path: string[] = []): string[][] {
-  const inner = unwrap(schema);
-  const def = inner._zod.def;
-  if (def.type !== "object") return [path];
-  return Object.entries((def as z.core.$ZodObjectDef).shape).flatMap(([key, child]) => configLeafPaths(child, [...path, key]));
-}
-
-function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
-  let inner = schema;
-  for (;;) {
-    const def = inner._zod.def;
-    switch (def.type) {
-      case "optional":
-      case "nullable":
-      case "default":
-      case "prefault":
-      case "catch":
-      case "readonly":
-      case "nonoptional":
-        inner = (def as z.core.$ZodOptionalDef).innerType;
-        break;
-      case "pipe": {
-        const pipe = def as z.core.$ZodPipeDef;
-        inner = pipe.in._zod.def.type === "transform" ? pipe.out : pipe.in;
-        break;
-      }
-      default:
-        return inner;
-    }
-  }
 }
 
 function isZodObject(value: unknown): value is z.ZodObject {

@@ -164,6 +164,13 @@ describe("PhotoService over gRPC (real photo process, local storage)", function 
     const a = Buffer.concat([png(10, 10), randomBytes(1000)]);
     const b = Buffer.concat([png(10, 10), randomBytes(1000)]);
     const [pa, pb] = await Promise.all([upload(userId, a), upload(userId, b)]);
-    expect(pa.response!.photo.sha256).to.not.equal(pb.response!.photo.sha256);
+    expect(pa.response!.photo.id).to.not.equal(pb.response!.photo.id);
+    // Each photo reads back its own bytes: two uploads never share or overwrite a blob.
+    for (const [photo, bytes] of [[pa.response!.photo, a], [pb.response!.photo, b]] as const) {
+      const parts = await readServerStream<{ photo?: WirePhoto; chunk?: Buffer }>(
+        (photos as unknown as { getPhotoContent(req: object): grpc.ClientReadableStream<{ photo?: WirePhoto; chunk?: Buffer }> }).getPhotoContent({ userId, photoId: photo.id }),
+      );
+      expect(Buffer.concat(parts.slice(1).map((p) => p.chunk!)).equals(bytes)).to.equal(true);
+    }
   });
 });
