@@ -18,6 +18,7 @@ import { createAuthMiddleware } from "./middleware/auth.js";
 import { createJsonBody } from "./middleware/body.js";
 import { createCsrfMiddleware } from "./middleware/csrf.js";
 import { createDeadlineMiddleware } from "./middleware/deadline.js";
+import { createDisconnectMiddleware } from "./middleware/disconnect.js";
 import { createHttpMetricsMiddleware } from "./middleware/http-metrics.js";
 import { createNotFoundHandler, createProblemHandler } from "./middleware/problem.js";
 import { byClientIp, byUserId, createRateLimiter } from "./middleware/rate-limit.js";
@@ -55,12 +56,14 @@ export function createGatewayApp(deps: GatewayAppDeps): Express {
   app.disable("x-powered-by");
   app.set("trust proxy", config.http.trustProxy);
 
-  // 1. trace id, 2. access log (+ metrics), 3. deadline, 4. rate limits; auth and CSRF sit on the
-  // routes that need them; body limits on the routes that read a body.
+  // 1. trace id, 2. access log (+ metrics), 3. deadline, 4. cancellation when the client goes away,
+  // 5. rate limits; auth and CSRF sit on the routes that need them; body limits on the routes that
+  // read a body.
   app.use(createTraceMiddleware());
   app.use(createAccessLogMiddleware(logger));
   app.use(createHttpMetricsMiddleware(registry));
   app.use(createDeadlineMiddleware({ defaultMs: config.deadlines.defaultMs, overrides: (req) => (movesPhotoBytes(req) ? config.deadlines.uploadMs : undefined) }));
+  app.use(createDisconnectMiddleware());
   app.use(limiter("ip", config.rateLimit.perIp, byClientIp));
   app.use("/auth", limiter("auth-ip", config.rateLimit.authPerIp, byClientIp));
   app.use(helmet());

@@ -1,6 +1,7 @@
 // A Connect Transport over a grpc-js channel, so typed Connect clients (Client<typeof X>) speak
 // plain gRPC through grpc-js. Adds what every hop needs: a deadline (the caller's remaining budget),
-// the trace id as metadata, and retries of idempotent calls on UNAVAILABLE.
+// cancellation when whoever waits for the call has gone, the trace id as metadata, and retries of
+// idempotent calls on UNAVAILABLE.
 import * as grpc from "@grpc/grpc-js";
 import { create, isMessage, type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import {
@@ -17,6 +18,7 @@ import {
 } from "@connectrpc/connect";
 import { currentScope, remainingMs } from "../trace/call-scope.js";
 import { traceparentFor } from "../trace/trace-id.js";
+import { cancelledError } from "./call-cancelled.js";
 import { deserializerFor, errorFromStatus, headersFromMetadata, metadataFromHeaders, serializerFor } from "./grpc-codec.js";
 import { defaultRetryPolicy, isRetryable, withRetries, type RetryPolicy } from "./retry.js";
 
@@ -45,7 +47,10 @@ const neverAborted = new AbortController().signal;
 /**
  * Creates the transport. Errors reach the caller as ConnectError with the server's code, message
  * and details (google.rpc.BadRequest, ErrorInfo, RetryInfo); a deadline that passes is
- * DEADLINE_EXCEEDED, an unreachable server UNAVAILABLE (after retries when the method allows).
+ * DEADLINE_EXCEEDED (at once when the call scope's deadline has already passed), an unreachable server
+ * UNAVAILABLE (after retries when the method allows). A call is cancelled (the server sees it
+ * cancelled, retries stop) when the caller's signal or the call scope's signal aborts, whichever
+ * comes first; it then fails with CANCELLED.
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const client = new grpc.Client(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
@@ -71,8 +76,14 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   };
 
   function deadlineFor(timeoutMs: number | undefined): number {
-    const budgets = [timeoutMs, remainingMs()].filter((ms): ms is number => ms !== undefined && ms > 0);
-    return Date.now() + (budgets.length ? Math.min(...budgets) : defaultTimeoutMs);
+    const now = Date.now();
+    // A caller's timeoutMs <= 0 means "none"; the scope's 0 means its deadline has passed, and a call
+    // made after that (e.g. by a handler still running after the gateway's 504) must not get a fresh
+    // default budget.
+    const own = timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : undefined;
+    const left = remainingMs(now);
+    if (own === undefined && left === undefined) return now + defaultTimeoutMs;
+    return now + Math.min(own ?? Infinity, left ?? Infinity);
   }
 
   function requestCommon(method: DescMethod, signal: AbortSignal | undefined, header: HeadersInit | undefined, contextValues: ContextValues | undefined) {
@@ -80,7 +91,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       service: method.parent,
       requestMethod: "POST",
       url: `grpc://${options.address}/${method.parent.typeName}/${method.name}`,
-      signal: signal ?? neverAborted,
+      signal: signalFor(signal),
       header: withTraceHeaders(new Headers(header)),
       contextValues: contextValues ?? createContextValues(),
     };
@@ -102,7 +113,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       const codec = codecOf(method);
       const send = async (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
         const attempt = () => unaryAttempt(client, codec, req, deadline);
-        const message = isRetryable(method) ? await withRetries(retry, deadline, attempt, { signal: req.signal }) : await attempt();
+        // As in onAbort: backoff waits put no listener on the shared never-aborted signal.
+        const retrySignal = req.signal === neverAborted ? undefined : req.signal;
+        const message = isRetryable(method) ? await withRetries(retry, deadline, attempt, { signal: retrySignal }) : await attempt();
         return { stream: false, service: method.parent, method, header: message.header, trailer: message.trailer, message: message.message as MessageShape<O> };
       };
       const req: UnaryRequest<I, O> = {
@@ -142,6 +155,20 @@ interface Codec {
   deserialize: (bytes: Buffer) => unknown;
 }
 
+/**
+ * What cancels a call: the caller's signal, the call scope's (aborted when whoever waits for this call
+ * has gone: an HTTP client that disconnected, a gRPC caller that cancelled), both, or neither (the
+ * shared never-aborted signal, which onAbort skips).
+ */
+function signalFor(callerSignal: AbortSignal | undefined): AbortSignal {
+  const scopeSignal = currentScope()?.signal;
+  if (scopeSignal === undefined || scopeSignal === callerSignal) return callerSignal ?? neverAborted;
+  if (callerSignal === undefined) return scopeSignal;
+  // Only calls that bring their own signal pay for the combined one. It holds no listener on its
+  // sources (Node keeps weak references), and both sources live no longer than a request.
+  return AbortSignal.any([callerSignal, scopeSignal]);
+}
+
 type AnyFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
 function applyInterceptors<F>(send: F, interceptors: readonly Interceptor[]): AnyFn {
@@ -172,7 +199,7 @@ interface Received {
 
 function unaryAttempt(client: grpc.Client, codec: Codec, req: UnaryRequest, deadline: number): Promise<Received> {
   return new Promise((resolve, reject) => {
-    if (req.signal.aborted) return reject(abortError(req.signal));
+    if (req.signal.aborted) return reject(cancelledError(req.signal));
     const header = new Headers();
     const call = client.makeUnaryRequest(
       codec.path,
@@ -201,6 +228,8 @@ async function streamCall<I extends DescMessage, O extends DescMessage>(
   req: StreamRequest<I, O>,
   deadline: number,
 ): Promise<StreamResponse<I, O>> {
+  // Nobody waits any more: do not open the call at all.
+  if (req.signal.aborted) throw cancelledError(req.signal);
   const metadata = metadataFromHeaders(req.header);
   const header = new Headers();
   const trailer = new Headers();
@@ -238,12 +267,17 @@ function watch(call: grpc.Call, signal: AbortSignal, header: Headers, trailer: H
 }
 
 /**
- * Runs cancel once when the signal aborts; returns what stops listening. The shared never-aborted
- * signal gets no listener: one per call in flight piled up on it (MaxListenersExceededWarning past 10)
- * and each removal scanned them all.
+ * Runs cancel once when the signal aborts (at once if it already has: a server-streaming call's signal
+ * may abort while its request message is awaited); returns what stops listening. The shared
+ * never-aborted signal gets no listener: one per call in flight piled up on it
+ * (MaxListenersExceededWarning past 10) and each removal scanned them all.
  */
 function onAbort(signal: AbortSignal, cancel: () => void): () => void {
   if (signal === neverAborted) return () => undefined;
+  if (signal.aborted) {
+    cancel();
+    return () => undefined;
+  }
   signal.addEventListener("abort", cancel, { once: true });
   return () => signal.removeEventListener("abort", cancel);
 }
@@ -277,8 +311,4 @@ function isStatus(value: unknown): value is grpc.ServiceError {
 
 function copyInto(headers: Headers, metadata: grpc.Metadata | undefined): void {
   if (metadata) headersFromMetadata(metadata).forEach((value, key) => headers.set(key, value));
-}
-
-function abortError(signal: AbortSignal): ConnectError {
-  return ConnectError.from(signal.reason ?? new ConnectError("call cancelled", Code.Canceled));
 }

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { getEventListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SessionService } from "../../gen/usermesh/session/v1/session_pb.js";
 import { backoffMs, isRetryable, withRetries, type RetryPolicy } from "./retry.js";
@@ -48,5 +49,27 @@ describe("retry", () => {
     }, { random: () => 0.99 }).catch(() => {});
     expect(attempts).to.equal(1);
     expect(Date.now() - started).to.be.below(50);
+  });
+
+  it("stops at once, with no further attempt, when the signal aborts during a wait", async () => {
+    let attempts = 0;
+    const abort = new AbortController();
+    const started = Date.now();
+    setTimeout(() => abort.abort(), 30);
+    const error = await withRetries(policy, undefined, async () => {
+      attempts++;
+      throw new ConnectError("down", Code.Unavailable);
+    }, { signal: abort.signal, random: () => 0.99 }).catch((e: unknown) => e);
+    expect(attempts).to.equal(1);
+    expect((error as ConnectError).code).to.equal(Code.Canceled);
+    expect(Date.now() - started).to.be.below(300);
+  });
+
+  it("leaves no abort listener on the signal once its waits are over", async () => {
+    const abort = new AbortController();
+    await withRetries(policy, undefined, async () => {
+      throw new ConnectError("down", Code.Unavailable);
+    }, { signal: abort.signal, random: () => 0 }).catch(() => {});
+    expect(getEventListeners(abort.signal, "abort")).to.have.length(0);
   });
 });

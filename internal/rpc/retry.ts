@@ -3,6 +3,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
+import { cancelledError } from "./call-cancelled.js";
 
 export interface RetryPolicy {
   /** Total attempts including the first; 1 disables retries. */
@@ -30,7 +31,9 @@ export function backoffMs(policy: RetryPolicy, retry: number, random: () => numb
 
 /**
  * Runs attempt() until it succeeds, fails with something other than UNAVAILABLE, runs out of
- * attempts, or the next wait would end past the deadline (then the last error is thrown).
+ * attempts, or the next wait would end past the deadline (then the last error is thrown). Once
+ * options.signal aborts, no further attempt is made: a wait in progress ends at once and the call
+ * fails with CANCELLED.
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
@@ -44,17 +47,28 @@ export async function withRetries<T>(
       return await attempt();
     } catch (thrown) {
       const error = ConnectError.from(thrown);
-      if (error.code !== Code.Unavailable || attemptNo >= policy.maxAttempts || options.signal?.aborted) throw error;
+      if (error.code !== Code.Unavailable || attemptNo >= policy.maxAttempts) throw error;
+      if (options.signal?.aborted) throw cancelledError(options.signal);
       const wait = backoffMs(policy, attemptNo, options.random);
       if (deadline !== undefined && now() + wait >= deadline) throw error;
       await sleep(wait, options.signal);
+      if (options.signal?.aborted) throw cancelledError(options.signal);
     }
   }
 }
 
+/**
+ * Resolves after ms, or as soon as signal aborts. The abort listener goes when the wait ends: the
+ * signal usually outlives it (a request's, or the transport's shared never-aborted one).
+ */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 }

@@ -15,12 +15,13 @@ export interface RpcLogger {
 }
 
 /**
- * Establishes the call scope: trace id from traceparent / x-request-id (or a new one) and the
- * caller's deadline, visible to logs and outgoing calls for the whole call, streams included.
+ * Establishes the call scope: trace id from traceparent / x-request-id (or a new one), the caller's
+ * deadline and the call's signal (aborted when the caller cancels), visible to logs, queued work and
+ * outgoing calls for the whole call, streams included.
  */
 export function createScopeInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const scope: CallScope = { traceId: traceIdFrom(req.header), deadline: req.contextValues.get(deadlineKey) };
+    const scope: CallScope = { traceId: traceIdFrom(req.header), deadline: req.contextValues.get(deadlineKey), signal: req.signal };
     const run = <R>(fn: () => R): R => runInScope(scope, fn);
     const res = await run(() => next(req));
     if (!res.stream) return res;

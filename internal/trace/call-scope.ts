@@ -9,6 +9,11 @@ export interface CallScope {
   readonly deadline?: number;
   /** The authenticated user, once known (gateway only). */
   userId?: string;
+  /**
+   * Aborted when whoever is waiting for this call has gone (an HTTP client disconnected, a gRPC caller
+   * cancelled): outgoing calls and queued work made for it stop instead of finishing for nobody.
+   */
+  readonly signal?: AbortSignal;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();
@@ -27,4 +32,14 @@ export function currentScope(): CallScope | undefined {
 export function remainingMs(now = Date.now()): number | undefined {
   const deadline = storage.getStore()?.deadline;
   return deadline === undefined ? undefined : Math.max(0, deadline - now);
+}
+
+/**
+ * Runs fn in a scope that keeps the trace id but drops the caller's signal and deadline: for cleanup
+ * that must happen even when the caller has gone or run out of time (an outgoing call made in it gets
+ * the transport's default deadline).
+ */
+export function runDetached<T>(fn: () => T): T {
+  const scope = storage.getStore();
+  return scope ? storage.run({ traceId: scope.traceId }, fn) : fn();
 }

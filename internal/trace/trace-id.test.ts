@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { newTraceId, traceIdFrom, traceparentFor } from "./trace-id.js";
-import { remainingMs, runInScope } from "./call-scope.js";
+import { currentScope, remainingMs, runDetached, runInScope } from "./call-scope.js";
 
 const headers = (h: Record<string, string>) => new Headers(h);
 
@@ -33,5 +33,13 @@ describe("trace id", () => {
       expect(remainingMs(11_000)).to.equal(0);
     });
     expect(remainingMs()).to.equal(undefined);
+  });
+
+  it("runs detached work with the trace id but without the caller's signal and deadline", () => {
+    const caller = new AbortController();
+    caller.abort();
+    const seen = runInScope({ traceId: "t-1", deadline: 10_000, signal: caller.signal }, () => runDetached(() => currentScope()));
+    expect(seen).to.deep.equal({ traceId: "t-1" });
+    expect(runDetached(() => currentScope())).to.equal(undefined);
   });
 });

@@ -10,6 +10,7 @@ import {
   type FieldViolation,
 } from "../../internal/errors/errors.js";
 import type { SessionService } from "../../gen/usermesh/session/v1/session_pb.js";
+import { runDetached } from "../../internal/trace/call-scope.js";
 import {
   currentPasswordRequired,
   emailTaken,
@@ -379,7 +380,8 @@ export function createUsers(deps: UsersDeps): Users {
 
   async function endSessionQuietly(session: IssuedSession): Promise<void> {
     try {
-      await sessions.deleteSession({ target: { case: "token", value: session.token } });
+      // Detached: the registration may have failed because its caller left, and the session must end anyway.
+      await runDetached(() => sessions.deleteSession({ target: { case: "token", value: session.token } }));
     } catch (error) {
       logger.warn("could not end the session of a registration that failed; it will expire", {
         sessionId: session.sessionId,

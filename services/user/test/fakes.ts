@@ -8,7 +8,8 @@ import {
   DeleteUserSessionsResponseSchema,
   ValidateSessionResponseSchema,
 } from "../../../gen/usermesh/session/v1/session_pb.js";
-import { resourceExhausted, unauthenticated, unavailable } from "../../../internal/errors/errors.js";
+import { Code, ConnectError, resourceExhausted, unauthenticated, unavailable } from "../../../internal/errors/errors.js";
+import { currentScope } from "../../../internal/trace/call-scope.js";
 import { emailTaken } from "../errors.js";
 import type { OutboxEvent } from "../outbox.js";
 import type {
@@ -158,6 +159,8 @@ export function createFakeSessionClient(expiresAtMs = Date.UTC(2030, 0, 2)): Fak
   const fail = (method: "createSession" | "deleteSession" | "deleteUserSessions" | "validateSession") => {
     calls.push(method);
     if (failing.has(method)) throw unavailable("session service unavailable");
+    // As the real transport does: a call made for a caller that has gone is never sent.
+    if (currentScope()?.signal?.aborted) throw new ConnectError("the caller went away", Code.Canceled);
   };
   const open = (userId: string, ip = "") => {
     const token = randomUUID();

@@ -5,6 +5,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { fieldViolationsOf, reasonOf, retryDelayMsOf } from "../../../internal/errors/errors.js";
 import { UserDeletedSchema, UserRegisteredSchema } from "../../../gen/usermesh/events/v1/events_pb.js";
+import { runInScope } from "../../../internal/trace/call-scope.js";
 import { rejectionOf } from "../../../test/support/rejection.js";
 import { createUsers, type UserAccount } from "../users.js";
 import {
@@ -134,6 +135,21 @@ describe("users (domain)", () => {
       expect(error.code).to.equal(Code.Unavailable);
       expect(store.users.size).to.equal(0);
       expect(store.events).to.deep.equal([]);
+      expect(sessions.calls).to.deep.equal(["createSession", "deleteSession"]);
+      expect(sessions.sessions.size).to.equal(0);
+    });
+
+    it("ends the session it opened even when the caller has gone by then", async () => {
+      const { users, store, sessions } = setup();
+      const caller = new AbortController();
+      const createSession = sessions.createSession.bind(sessions);
+      sessions.createSession = async (req) => {
+        const created = await createSession(req);
+        caller.abort();
+        return created;
+      };
+      store.failNextCommit = true;
+      await rejectionOf(runInScope({ traceId: "t-gone", signal: caller.signal }, () => users.register(registration)));
       expect(sessions.calls).to.deep.equal(["createSession", "deleteSession"]);
       expect(sessions.sessions.size).to.equal(0);
     });
