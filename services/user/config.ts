@@ -30,8 +30,14 @@ export const eventsSchema = z.strictObject({
 export const passwordSchema = z.strictObject({
   /** bcrypt work factor: each +1 doubles the time of a hash and of a login. */
   bcryptCost: z.int().min(4).max(15).default(12),
-  /** bcrypt runs on libuv's threadpool (4 threads by default); this bounds how many it may occupy. */
+  /** Hashes running at once, each on its own worker thread (one thread per slot); more wait in a queue. */
   maxConcurrentHashes: z.int().min(1).max(64).default(2),
+  /**
+   * nice value of the hashing threads (the rest of the process keeps its own): higher yields the CPU to
+   * the request path first, so a login storm does not slow every other call. 0 hashes at full priority
+   * on libuv's threadpool instead, without the hashing threads (each ~10 MiB of memory).
+   */
+  niceness: z.int().min(0).max(19).default(10),
 });
 export type PasswordConfig = z.infer<typeof passwordSchema>;
 

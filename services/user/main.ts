@@ -12,6 +12,7 @@ import { serviceEntry } from "../../internal/rpc/rpc-server.js";
 import { runMigrations } from "../../internal/stores/migrations.js";
 import { createPgPool, ensureDatabase, pgDependency } from "../../internal/stores/postgres.js";
 import { createRedisClient } from "../../internal/stores/redis-client.js";
+import { createBcryptWorkerPool } from "./bcrypt-worker-pool.js";
 import { userConfigSchema } from "./config.js";
 import { createUserHandlers } from "./handlers.js";
 import { createRedisLoginThrottle } from "./login-throttle.js";
@@ -55,9 +56,31 @@ const relay = createOutboxRelay({
 relay.start();
 shutdown.onShutdown("outbox relay", () => relay.stop());
 
+// One hashing thread per slot, at a higher nice value than the request path; at niceness 0, bcrypt's
+// async API on libuv's threadpool does the same without the threads' memory (~10 MiB each).
+const hashingThreads =
+  config.hashing.niceness > 0
+    ? await createBcryptWorkerPool({
+        threads: config.hashing.maxConcurrentHashes,
+        niceness: config.hashing.niceness,
+        onError: (err) => logger.error("hashing thread failed", { err }),
+      }).catch(kit.fail)
+    : undefined;
+if (hashingThreads) shutdown.onShutdown("hashing threads", () => hashingThreads.close());
+
 const users = createUsers({
   store: createPgUserStore(pool),
-  hasher: createBcryptPasswordHasher({ cost: config.hashing.bcryptCost, maxConcurrent: config.hashing.maxConcurrentHashes }),
+  hasher: createBcryptPasswordHasher({
+    cost: config.hashing.bcryptCost,
+    maxConcurrent: config.hashing.maxConcurrentHashes,
+    bcrypt: hashingThreads,
+    refused: createDomainCounter(
+      registry,
+      "password_hashes_refused_total",
+      "Password hashes and checks refused without hashing: busy (would outlast the deadline), deadline, cancelled.",
+      ["reason"],
+    ),
+  }),
   sessions: createClient(SessionService, sessionTransport),
   cache: createRedisProfileCache(redis, { keyPrefix: config.redis.keyPrefix, ttlSeconds: config.cache.profileTtlSeconds, logger }),
   throttle: createRedisLoginThrottle(redis, {

@@ -14,7 +14,7 @@ describe("user config", () => {
     expect(config.postgres).to.deep.equal({ url: "postgres://127.0.0.1:5432/usermesh_user", poolMax: 10 });
     expect(config.session).to.deep.equal({ address: "127.0.0.1:50052" });
     expect(config.events).to.deep.equal({ exchange: "usermesh.user" });
-    expect(config.hashing).to.deep.equal({ bcryptCost: 12, maxConcurrentHashes: 2 });
+    expect(config.hashing).to.deep.equal({ bcryptCost: 12, maxConcurrentHashes: 2, niceness: 10 });
     expect(config.cache).to.deep.equal({ profileTtlSeconds: 300 });
     expect(config.loginThrottle).to.deep.equal({ maxFailuresPerAccount: 5, maxFailuresPerIp: 20, windowSeconds: 900 });
   });
@@ -42,6 +42,17 @@ describe("user config", () => {
         .to.throw(ConfigError)
         .with.property("message")
         .that.contains("hashing.bcryptCost");
+    }
+  });
+
+  it("takes a hashing niceness of 0..19 and refuses others, naming the key", () => {
+    const nice = loadConfig(userConfigSchema, { file: configFile, env: { USERMESH_HASHING__NICENESS: "19" } });
+    expect(nice.hashing.niceness).to.equal(19);
+    for (const niceness of ["-1", "20"]) {
+      expect(() => loadConfig(userConfigSchema, { file: configFile, env: { USERMESH_HASHING__NICENESS: niceness } }))
+        .to.throw(ConfigError)
+        .with.property("message")
+        .that.contains("hashing.niceness");
     }
   });
 });
