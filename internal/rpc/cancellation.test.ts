@@ -53,17 +53,7 @@ describe("grpc transport cancellation", () => {
   let tails = 0;
   let tailSignal: AbortSignal | undefined;
 
-  const sessionImpl: ServiceImpl<typeof SessionService> = {
-    async validateSession(req, ctx: HandlerContext) {
-      seen.push({ token: req.token, signal: ctx.signal });
-      if (req.token === "slow") await untilAborted(ctx.signal);
-      return { userId: "u1", sessionId: "s1" };
-    },
-    createSession: () => ({}),
-    deleteSession: () => ({}),
-    listSessions: () => ({}),
-    deleteUserSessions: () => ({}),
-  };
+  const sessionImpl = recordingSessionService(seen);
 
   const logImpl: ServiceImpl<typeof LogService> = {
     search: () => ({ lines: [] }),
@@ -224,17 +214,7 @@ describe("cancellation across hops", () => {
   const backCalls: SeenCall[] = [];
   const frontScopeSignals: (AbortSignal | undefined)[] = [];
 
-  const backImpl: ServiceImpl<typeof SessionService> = {
-    async validateSession(req, ctx) {
-      backCalls.push({ token: req.token, signal: ctx.signal });
-      if (req.token === "slow") await untilAborted(ctx.signal);
-      return { userId: "u1", sessionId: "s1" };
-    },
-    createSession: () => ({}),
-    deleteSession: () => ({}),
-    listSessions: () => ({}),
-    deleteUserSessions: () => ({}),
-  };
+  const backImpl = recordingSessionService(backCalls);
 
   before(async () => {
     back = await startRpcServer({ host: "127.0.0.1", port: 0, services: [serviceEntry(SessionService, backImpl)], logger: quiet });
@@ -290,3 +270,18 @@ describe("cancellation across hops", () => {
     expect(backCalls[0].signal.aborted).to.equal(false);
   });
 });
+
+/** A SessionService whose ValidateSession records each call's signal and, for token "slow", waits until it aborts. */
+function recordingSessionService(seen: SeenCall[]): ServiceImpl<typeof SessionService> {
+  return {
+    async validateSession(req, ctx: HandlerContext) {
+      seen.push({ token: req.token, signal: ctx.signal });
+      if (req.token === "slow") await untilAborted(ctx.signal);
+      return { userId: "u1", sessionId: "s1" };
+    },
+    createSession: () => ({}),
+    deleteSession: () => ({}),
+    listSessions: () => ({}),
+    deleteUserSessions: () => ({}),
+  };
+}
