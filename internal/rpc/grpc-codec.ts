@@ -1,19 +1,83 @@
 // Translation between protobuf-es/Connect values and grpc-js wire values: message (de)serialisers
 // from descriptors, Metadata <-> Headers, and ConnectError <-> gRPC status (details included).
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, isMessage, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
 const statusDetailsKey = "grpc-status-details-bin";
 
+/**
+ * The wire bytes of a message (a Message or its init shape) for grpc-js. A chunk of a byte stream (a
+ * message whose fields all sit in one oneof, set to a bytes field) is written directly, byte for byte
+ * what toBinary writes; anything else goes through toBinary.
+ */
 export function serializerFor<D extends DescMessage>(desc: D): (value: unknown) => Buffer {
+  const encodeChunk = chunkEncoderFor(desc);
   return (value) => {
+    const chunk = encodeChunk?.(value);
+    if (chunk) return chunk;
     const message = isMessage(value, desc) ? value : create(desc, value as never);
     const bytes = toBinary(desc, message);
     // Wrap, don't copy: grpc-js only reads the bytes.
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
+}
+
+/**
+ * For a message made of one oneof with bytes fields among its cases (LoadPhotoRequest,
+ * GetPhotoContentResponse): an encoder of the messages that carry bytes, undefined for the others (no
+ * case, another case, unknown fields). Why: toBinary copies a 64 KiB chunk into a zeroed buffer grown to
+ * 128 KiB, then copies it out again; for an upload that was a tenth of the gateway's CPU, plus the GC of
+ * those buffers. Here the bytes are copied once, behind the tag and the length.
+ */
+function chunkEncoderFor(desc: DescMessage): ((value: unknown) => Buffer | undefined) | undefined {
+  const [oneof, ...others] = desc.oneofs;
+  if (!oneof || others.length > 0 || desc.fields.some((field) => field.oneof !== oneof)) return undefined;
+  // Per bytes case: its key (field number, wire type 2 = length-delimited) as a varint.
+  const keys = new Map<string, Buffer>();
+  for (const field of oneof.fields) {
+    if (field.fieldKind === "scalar" && field.scalar === ScalarType.BYTES) keys.set(field.localName, varint(field.number * 8 + 2));
+  }
+  if (keys.size === 0) return undefined;
+  return (value) => {
+    if (typeof value !== "object" || value === null) return undefined;
+    const { [oneof.localName]: selected, $unknown: unknown } = value as Record<string, unknown>;
+    if (Array.isArray(unknown) && unknown.length > 0) return undefined;
+    if (typeof selected !== "object" || selected === null) return undefined;
+    const { case: name, value: bytes } = selected as { case?: unknown; value?: unknown };
+    const key = typeof name === "string" ? keys.get(name) : undefined;
+    if (!key || !(bytes instanceof Uint8Array)) return undefined;
+    const out = Buffer.allocUnsafe(key.length + varintSize(bytes.byteLength) + bytes.byteLength);
+    out.set(key, 0);
+    out.set(bytes, writeVarint(out, key.length, bytes.byteLength));
+    return out;
+  };
+}
+
+/** An unsigned integer below 2^32 as a protobuf base-128 varint. */
+function varint(n: number): Buffer {
+  const out = Buffer.allocUnsafe(varintSize(n));
+  writeVarint(out, 0, n);
+  return out;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  for (let rest = n >>> 7; rest > 0; rest >>>= 7) size++;
+  return size;
+}
+
+/** Writes n (below 2^32) as a varint at offset; returns the offset after it. */
+function writeVarint(into: Uint8Array, offset: number, n: number): number {
+  let at = offset;
+  let rest = n >>> 0;
+  while (rest > 0x7f) {
+    into[at++] = (rest & 0x7f) | 0x80;
+    rest >>>= 7;
+  }
+  into[at++] = rest;
+  return at;
 }
 
 export function deserializerFor<D extends DescMessage>(desc: D): (bytes: Buffer) => MessageShape<D> {

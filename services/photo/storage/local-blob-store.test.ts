@@ -1,12 +1,12 @@
 // The local BlobStore: the contract, then what only a directory can get wrong (paths, temp files, atomicity).
 import { expect } from "chai";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "../../../internal/errors/errors.js";
 import type { BlobStore } from "../photos.js";
-import { createLocalBlobStore, localReadChunkBytes } from "./local-blob-store.js";
+import { createLocalBlobStore, localReadChunkBytes, type LocalBlobStoreOptions } from "./local-blob-store.js";
 import { codeOf, describeBlobStoreContract, readAll, spoolRandom } from "./test/blob-store-contract.js";
 
 describeBlobStoreContract("local blob store", async () => {
@@ -111,6 +111,114 @@ describe("local blob store", () => {
 
     expect([...seen].filter((s) => s.startsWith("torn"))).to.deep.equal([]);
     expect((await readAll(await store.get(key))).equals(second)).to.equal(true);
+  });
+
+  describe("placing the spooled file", () => {
+    const failure = (code: string) => Object.assign(new Error(`injected ${code}`), { code });
+    /** fs.link, with each call recorded and, from the given call on, failing with `code`. */
+    function recordedLink(code?: string): { calls: number; link: NonNullable<LocalBlobStoreOptions["link"]> } {
+      const recorded = {
+        calls: 0,
+        async link(existing: string, target: string) {
+          recorded.calls++;
+          if (code) throw failure(code);
+          await link(existing, target);
+        },
+      };
+      return recorded;
+    }
+
+    it("links the spooled file into place rather than copying its bytes", async () => {
+      const key = `${userId}/${randomUUID()}`;
+      const file = await spool(randomBytes(5000));
+
+      await store.put(key, file);
+
+      const [blob, spooled] = await Promise.all([stat(join(dir, key)), stat(file.path)]);
+      expect(blob.ino).to.equal(spooled.ino);
+      expect(blob.nlink).to.equal(2);
+    });
+
+    it("keeps a linked blob whole when the spooled file is deleted and its name reused", async () => {
+      const key = `${userId}/${randomUUID()}`;
+      const bytes = randomBytes(5000);
+      const file = await spool(bytes);
+      await store.put(key, file);
+
+      await unlink(file.path);
+      await writeFile(file.path, randomBytes(3000));
+
+      expect((await readAll(await store.get(key))).equals(bytes)).to.equal(true);
+      expect((await stat(join(dir, key))).nlink).to.equal(1);
+    });
+
+    for (const code of ["EXDEV", "EPERM"]) {
+      it(`copies when link fails with ${code}, and stops trying links`, async () => {
+        const linker = recordedLink(code);
+        store = createLocalBlobStore({ dir, link: linker.link });
+        const [first, second] = [`${userId}/${randomUUID()}`, `${userId}/${randomUUID()}`];
+        const bytes = randomBytes(5000);
+        const file = await spool(bytes);
+
+        await store.put(first, file);
+        await store.put(second, file);
+
+        expect(linker.calls).to.equal(1);
+        for (const key of [first, second]) {
+          expect((await stat(join(dir, key))).ino).to.not.equal((await stat(file.path)).ino);
+          expect((await readAll(await store.get(key))).equals(bytes)).to.equal(true);
+        }
+        expect((await readdir(join(dir, userId))).sort()).to.deep.equal([first, second].map((k) => k.split("/")[1]).sort());
+        expect((await readFile(file.path)).equals(bytes), "spooled file untouched").to.equal(true);
+      });
+    }
+
+    it("passes another link failure on (EIO as UNAVAILABLE) and leaves nothing behind", async () => {
+      store = createLocalBlobStore({ dir, link: recordedLink("EIO").link });
+      const key = `${userId}/${randomUUID()}`;
+      const file = await spool(randomBytes(5000));
+
+      expect(await codeOf(store.put(key, file))).to.equal(Code.Unavailable);
+
+      expect(await readdir(join(dir, userId)).catch(() => [])).to.deep.equal([]);
+      expect((await stat(file.path)).nlink).to.equal(1);
+    });
+
+    it("creates the user's directory again when a delete removes it between the mkdir and the link", async () => {
+      let calls = 0;
+      // The first link finds no directory (a new user), so the put creates it; then a concurrent delete of
+      // the user's last blob removes it right before the second link.
+      const racing = async (existing: string, target: string) => {
+        if (++calls === 2) await rmdir(join(dir, userId));
+        await link(existing, target);
+      };
+      store = createLocalBlobStore({ dir, link: racing });
+      const key = `${userId}/${randomUUID()}`;
+      const bytes = randomBytes(1000);
+
+      await store.put(key, await spool(bytes));
+
+      expect(calls).to.equal(3);
+      expect((await readAll(await store.get(key))).equals(bytes)).to.equal(true);
+      expect(await readdir(join(dir, userId))).to.deep.equal([key.split("/")[1]]);
+    });
+
+    it("gives up with INTERNAL when the directory keeps disappearing, leaving nothing behind", async () => {
+      let calls = 0;
+      const alwaysRacing = async (existing: string, target: string) => {
+        calls++;
+        await rmdir(join(dir, userId)).catch(() => undefined);
+        await link(existing, target);
+      };
+      store = createLocalBlobStore({ dir, link: alwaysRacing });
+      const file = await spool(randomBytes(10));
+
+      expect(await codeOf(store.put(`${userId}/${randomUUID()}`, file))).to.equal(Code.Internal);
+
+      expect(calls).to.equal(4);
+      expect(await readdir(join(dir, userId)).catch(() => [])).to.deep.equal([]);
+      expect((await stat(file.path)).nlink).to.equal(1);
+    });
   });
 
   it(`streams in chunks of ${localReadChunkBytes / 1024} KiB`, async () => {

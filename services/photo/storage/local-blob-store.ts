@@ -1,8 +1,9 @@
 // Blobs as files in a local directory: dir/<userId>/<photoId>, written atomically (temp file, fsync, rename),
-// so a reader sees the old blob, the new one or none, never part of one.
+// so a reader sees the old blob, the new one or none, never part of one. The temp file is a hard link to
+// the spooled upload when both are on one filesystem, so the bytes are written once; a copy otherwise.
 import { randomUUID } from "node:crypto";
 import { constants } from "node:fs";
-import { copyFile, mkdir, open, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
+import { copyFile, link, mkdir, open, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { BlobStore } from "../photos.js";
 import { internal, notFound, unavailable } from "../../../internal/errors/errors.js";
@@ -12,7 +13,18 @@ import { parseBlobKey } from "./blob-key.js";
 export interface LocalBlobStoreOptions {
   /** The root directory; created on the first put. */
   readonly dir: string;
+  /**
+   * Gives `existing` the second name `target` (fs.link, the default; tests inject failures). When it fails
+   * because hard links cannot be made there (linkRefusals), the store copies, for this put and the next.
+   */
+  readonly link?: (existing: string, target: string) => Promise<void>;
 }
+
+/**
+ * Why link() may fail where a copy works: another filesystem (EXDEV), or one without hard links (EPERM,
+ * ENOTSUP/EOPNOTSUPP). None of them goes away, so the store stops trying.
+ */
+export const linkRefusals: ReadonlySet<string> = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP"]);
 
 /** Size of the chunks a get streams. */
 export const localReadChunkBytes = 64 * 1024;
@@ -28,6 +40,22 @@ const maxDirectoryRaces = 3;
  */
 export function createLocalBlobStore(options: LocalBlobStoreOptions): BlobStore {
   const root = resolve(options.dir);
+  const linkFile = options.link ?? link;
+  let linking = true;
+
+  /** Makes target a new file with source's bytes: a link to it while links work, else a copy. */
+  async function place(source: string, target: string): Promise<void> {
+    if (linking) {
+      try {
+        await linkFile(source, target);
+        return;
+      } catch (error) {
+        if (!linkRefusals.has(codeOf(error) ?? "")) throw error;
+        linking = false;
+      }
+    }
+    await copyFile(source, target, constants.COPYFILE_EXCL);
+  }
 
   function pathsOf(key: string) {
     const { userId, photoId } = parseBlobKey(key);
@@ -40,13 +68,14 @@ export function createLocalBlobStore(options: LocalBlobStoreOptions): BlobStore 
       const { userDir, photoId, blobPath } = pathsOf(key);
       const tempPath = join(userDir, `${tempPrefix}${photoId}.${randomUUID()}.tmp`);
       try {
-        await copyIntoDirectory(file.path, tempPath, userDir);
+        await placeInDirectory(place, file.path, tempPath, userDir);
         const handle = await open(tempPath, "r+");
         try {
           const { size } = await handle.stat();
           if (size !== file.sizeBytes) {
             throw new Error(`the spooled file holds ${size} bytes where ${file.sizeBytes} were announced`);
           }
+          // Linked, this flushes the spooled bytes themselves: the upload pipeline does not fsync its file.
           await handle.sync();
         } finally {
           await handle.close();
@@ -91,23 +120,33 @@ export function createLocalBlobStore(options: LocalBlobStoreOptions): BlobStore 
 }
 
 /**
- * Copies source to target, creating target's directory. A delete of the user's last blob may remove that
- * directory between the mkdir and the copy; then the copy is tried again.
+ * Places source at target (see place), creating target's directory when it is missing: tried first without
+ * a mkdir, which the directory of a user's earlier blobs makes unnecessary. A delete of the user's last blob
+ * may remove the directory between the mkdir and the placing; then it is created again.
  */
-async function copyIntoDirectory(source: string, target: string, directory: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await mkdir(directory, { recursive: true });
+async function placeInDirectory(
+  place: (source: string, target: string) => Promise<void>,
+  source: string,
+  target: string,
+  directory: string,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
     try {
-      await copyFile(source, target, constants.COPYFILE_EXCL);
+      await place(source, target);
       return;
     } catch (error) {
-      const sourceExists = await stat(source).then(
-        () => true,
-        () => false,
-      );
-      if (codeOf(error) !== "ENOENT" || !sourceExists || attempt >= maxDirectoryRaces) throw error;
+      // ENOENT names no path: only a missing directory, not a missing source, is worth a mkdir.
+      if (codeOf(error) !== "ENOENT" || attempt >= maxDirectoryRaces || !(await exists(source))) throw error;
     }
+    await mkdir(directory, { recursive: true });
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Makes the rename durable. Best effort: some filesystems refuse to fsync a directory. */

@@ -2,13 +2,13 @@
 // stored, and that nothing is left behind on any failure.
 import { expect } from "chai";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { imageSize } from "image-size";
 import { Code, ConnectError, reasonOf } from "../../../../internal/errors/errors.js";
 import { rejectionOf } from "../../../../test/support/rejection.js";
-import { spoolUpload, type UploadLimits } from "../spool-upload.js";
+import { spoolUpload, spoolWriteBytes, spoolWriteChunks, type SpoolFile, type UploadLimits } from "../spool-upload.js";
 import { chunked, gif, jpeg, largePng, observedSource, pixelBombPng, png, pngHeader, webp, webp1x1 } from "./test-images.js";
 
 const MiB = 1024 * 1024;
@@ -97,6 +97,16 @@ describe("spoolUpload", () => {
       for (const size of [1, 16 * 1024]) {
         const spooled = await spool(chunked(image.bytes, size));
         expect(spooled).to.include({ contentType: "image/jpeg", width: 800, height: 600 });
+        expect((await readFile(spooled.path)).equals(image.stripped)).to.equal(true);
+        await spooled.discard();
+      }
+    });
+
+    it("measures a JPEG whose SOF lies past the first 4 KiB of one large chunk", async () => {
+      const image = jpeg(800, 600, 20 * 1024);
+      for (const size of [64 * 1024, image.bytes.length]) {
+        const spooled = await spool(chunked(image.bytes, size));
+        expect(spooled, `${size}-byte chunks`).to.include({ contentType: "image/jpeg", width: 800, height: 600 });
         expect((await readFile(spooled.path)).equals(image.stripped)).to.equal(true);
         await spooled.discard();
       }
@@ -196,6 +206,103 @@ describe("spoolUpload", () => {
       const { bytes } = jpeg(640, 480, 8000);
       const truncated = bytes.subarray(0, bytes.indexOf(Buffer.from([0xff, 0xda])));
       await refusal(spool(chunked(truncated, 1000)), "UNSUPPORTED_MEDIA_TYPE");
+    });
+  });
+
+  describe("writing", () => {
+    /** Opens the spool file for real and records each writev (buffers, bytes) and when close ran. */
+    function recordingFile(options: { maxBytesPerWrite?: number; failOnWrite?: number; delayMs?: number } = {}) {
+      const writes: { buffers: number; bytes: number }[] = [];
+      const events: string[] = [];
+      const openFile = async (path: string): Promise<SpoolFile> => {
+        const handle = await open(path, "wx", 0o600);
+        return {
+          async writev(buffers, position) {
+            writes.push({ buffers: buffers.length, bytes: buffers.reduce((sum, b) => sum + b.length, 0) });
+            if (writes.length === options.failOnWrite) {
+              events.push("write failed");
+              throw Object.assign(new Error("injected write failure"), { code: "EIO" });
+            }
+            let budget = options.maxBytesPerWrite ?? Infinity;
+            const taken: Uint8Array[] = [];
+            for (const buffer of buffers) {
+              if (budget <= 0) break;
+              taken.push(buffer.subarray(0, budget));
+              budget -= buffer.length;
+            }
+            const result = await handle.writev(taken, position);
+            if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+            events.push("write done");
+            return result;
+          },
+          async close() {
+            events.push("close");
+            await handle.close();
+          },
+        };
+      };
+      return { openFile, writes, events };
+    }
+
+    it("writes a 1 MiB upload that arrives in 64 KiB chunks in batches, not chunk by chunk", async () => {
+      const body = largePng(1024, 1024, MiB - 57);
+      const file = recordingFile();
+
+      const spooled = await spoolUpload(chunked(body, 64 * 1024), { dir, limits, openFile: file.openFile });
+
+      expect(file.writes).to.have.lengthOf(MiB / spoolWriteBytes);
+      expect((await readFile(spooled.path)).equals(body)).to.equal(true);
+      expect(spooled.sha256).to.equal(createHash("sha256").update(body).digest("hex"));
+    });
+
+    it("holds a stream of tiny chunks to spoolWriteChunks per write", async () => {
+      const body = png(120, 90);
+      const file = recordingFile();
+
+      const spooled = await spoolUpload(chunked(body, 3), { dir, limits, openFile: file.openFile });
+
+      expect(Math.max(...file.writes.map((w) => w.buffers))).to.equal(spoolWriteChunks);
+      expect((await readFile(spooled.path)).equals(body)).to.equal(true);
+    });
+
+    it("goes on after short writes until every byte is in the file", async () => {
+      const body = largePng(300, 200, 700_000);
+      const file = recordingFile({ maxBytesPerWrite: 10_000 });
+
+      const spooled = await spoolUpload(chunked(body, 64 * 1024), { dir, limits, openFile: file.openFile });
+
+      expect((await readFile(spooled.path)).equals(body)).to.equal(true);
+      expect(spooled.sizeBytes).to.equal(body.length);
+    });
+
+    it("passes a failed write on, stops the source and removes the file, closed after the write settled", async () => {
+      const source = observedSource(pngHeader(100, 100), 10 * MiB);
+      const file = recordingFile({ failOnWrite: 2 });
+
+      let thrown: unknown;
+      await spoolUpload(source, { dir, limits, openFile: file.openFile }).catch((error: unknown) => (thrown = error));
+
+      expect(thrown).to.have.property("code", "EIO");
+      expect(source.stopped, "source stopped").to.equal(true);
+      expect(source.yieldedBytes).to.be.below(4 * spoolWriteBytes);
+      expect(file.events).to.deep.equal(["write done", "write failed", "close"]);
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
+    it("closes the file only once the write in flight is done when the sender fails meanwhile", async () => {
+      const failure = new Error("client went away");
+      async function* failing() {
+        yield largePng(300, 200, spoolWriteBytes);
+        throw failure;
+      }
+      const file = recordingFile({ delayMs: 50 });
+
+      let thrown: unknown;
+      await spoolUpload(failing(), { dir, limits, openFile: file.openFile }).catch((error: unknown) => (thrown = error));
+
+      expect(thrown).to.equal(failure);
+      expect(file.events).to.deep.equal(["write done", "close"]);
+      expect(await readdir(dir)).to.deep.equal([]);
     });
   });
 
