@@ -25,7 +25,7 @@ import { ValidateSessionRequestSchema } from "../gen/usermesh/session/v1/session
 import { createGrpcTransport } from "../internal/rpc/grpc-transport.js";
 import { largePng, png } from "../services/photo/upload/test/test-images.js";
 import { repoRoot, startChild, type BenchChild } from "./lib/child.js";
-import { autocannonRun, autocannonWindowed, httpLoad, rpcLoad, type LoadResult, type LoadSettings } from "./lib/load.js";
+import { autocannonRun, autocannonWindowed, httpLoad, retryAfterLoop, rpcLoad, type LoadResult, type LoadSettings } from "./lib/load.js";
 import { rawUnaryClient } from "./lib/grpc-raw.js";
 import { startBenchMesh, meshNames, type BenchMesh } from "./lib/mesh.js";
 import { MiB, memoryOfAll, rssOfAll, sampleRss } from "./lib/rss.js";
@@ -349,10 +349,11 @@ async function meshScenarios(mesh: BenchMesh): Promise<void> {
     summary(`S2 POST /auth/login, ${modest} in flight`, report.scenarios.loginModest, "logins/s");
 
     // One continuous storm (a separate warm-up run would leave its requests queued, orphaned, in the
-    // user service); only its last `seconds` count, and GET /me runs alongside during those.
+    // user service); only its last `seconds` count, and GET /me runs alongside during those. The storm's
+    // clients honour 429 + Retry-After (the user service sheds logins it could not hash in time).
     const meRate = 20;
     await waitForQuiet("S2 storm");
-    const storm = autocannonWindowed(loginTarget, settings.concurrency, settings.warmupSeconds, settings.seconds);
+    const storm = retryAfterLoop(loginTarget, settings.concurrency, settings.warmupSeconds, settings.seconds);
     await sleep(settings.warmupSeconds * 1000);
     const meter = cpuMeter(pids);
     const [logins, meDuring] = await Promise.all([storm, autocannonRun({ ...meTarget, overallRate: meRate }, 5, settings.seconds)]);
@@ -364,6 +365,15 @@ async function meshScenarios(mesh: BenchMesh): Promise<void> {
     const drained = await waitForIdle(procs.user.pid, 90_000);
     report.scenarios.login.drainSeconds = drained;
     log(`S2 the user service kept working ${drained} s after the storm ended`);
+
+    // The same storm from clients that ignore Retry-After and resend at once (autocannon): what the
+    // refusals cost when nothing in front (the gateway's per-IP auth limit, here raised) stops them.
+    await waitForQuiet("S2 storm, Retry-After ignored");
+    const rudeMeter = cpuMeter(pids);
+    const rude = await autocannonWindowed(loginTarget, settings.concurrency, settings.warmupSeconds, settings.seconds);
+    report.scenarios.loginIgnoringRetryAfter = { ...rude, cpuMsPerRequest: rudeMeter(rude.ok), inFlight: settings.concurrency };
+    summary(`S2 POST /auth/login, ${settings.concurrency} in flight, Retry-After ignored`, report.scenarios.loginIgnoringRetryAfter, "logins/s");
+    await waitForIdle(procs.user.pid, 90_000);
   }
 
   // 3. ValidateSession directly, over one channel; then the same on a session process that does not

@@ -109,18 +109,52 @@ export async function autocannonWindowed(target: HttpLoad, concurrency: number, 
   });
   await done;
   clearTimeout(windowStart);
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : NaN);
-  return {
-    ok: latencies.length,
-    okPerSecond: latencies.length / seconds,
-    failed,
-    p50Ms: round(pct(50)),
-    p99Ms: round(pct(99)),
-    maxMs: round(latencies.at(-1) ?? NaN),
-    seconds,
-    failures,
+  return resultOf(latencies, failed, failures, seconds);
+}
+
+/**
+ * A closed loop of `concurrency` HTTP clients that honour 429 + Retry-After, as well-behaved clients do:
+ * each sends a request, waits for the answer, and after a 429 waits the seconds Retry-After names
+ * before its next request (autocannon would resend at once, and a load shedder's cheap refusals would
+ * then become the load). Counts only the last `seconds` of one continuous run; 429s count as failures.
+ */
+export async function retryAfterLoop(target: HttpLoad, concurrency: number, warmupSeconds: number, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  let failed = 0;
+  const startsAt = performance.now() + warmupSeconds * 1000;
+  const endAt = startsAt + seconds * 1000;
+  const count = (t0: number, key?: string) => {
+    if (t0 < startsAt) return;
+    if (key === undefined) latencies.push(performance.now() - t0);
+    else {
+      failed++;
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
   };
+  const worker = async () => {
+    while (performance.now() < endAt) {
+      const t0 = performance.now();
+      let pause = 0;
+      try {
+        const res = await fetch(target.url, {
+          method: target.method ?? "GET",
+          headers: target.headers,
+          body: target.body,
+          signal: AbortSignal.timeout((target.timeoutSeconds ?? 10) * 1000),
+        });
+        await res.arrayBuffer();
+        count(t0, res.ok ? undefined : String(res.status));
+        if (res.status === 429) pause = Number(res.headers.get("retry-after") ?? "1") * 1000;
+      } catch {
+        count(t0, "error");
+        pause = 10; // never a busy loop against a target that is down
+      }
+      if (pause > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, endAt - performance.now()))));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return resultOf(latencies, failed, failures, seconds);
 }
 
 /** Warm-up run (discarded), then the measured run, both at the same settings. */
@@ -155,19 +189,7 @@ export async function callLoop(call: () => Promise<unknown>, concurrency: number
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : NaN);
-  return {
-    ok: latencies.length,
-    okPerSecond: latencies.length / elapsed,
-    failed,
-    p50Ms: round(pct(50)),
-    p99Ms: round(pct(99)),
-    maxMs: round(latencies.at(-1) ?? NaN),
-    seconds: elapsed,
-    failures,
-  };
+  return resultOf(latencies, failed, failures, (performance.now() - started) / 1000);
 }
 
 export async function rpcLoad(call: () => Promise<unknown>, settings: LoadSettings): Promise<LoadResult> {
@@ -178,6 +200,22 @@ export async function rpcLoad(call: () => Promise<unknown>, settings: LoadSettin
 function errorKey(error: unknown): string {
   if (typeof error === "object" && error !== null && "code" in error) return `code ${String((error).code)}`;
   return "error";
+}
+
+/** Throughput and latency percentiles of one measured window (latencies of successes only). */
+function resultOf(latencies: number[], failed: number, failures: Record<string, number>, seconds: number): LoadResult {
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : NaN);
+  return {
+    ok: latencies.length,
+    okPerSecond: latencies.length / seconds,
+    failed,
+    p50Ms: round(pct(50)),
+    p99Ms: round(pct(99)),
+    maxMs: round(latencies.at(-1) ?? NaN),
+    seconds,
+    failures,
+  };
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;
