@@ -4,7 +4,6 @@ import { existsSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { createGrpcTransport } from "../internal/rpc/grpc-transport.js";
-import { meshNodeFlags } from "./node-flags.js";
 import { createSupervisor, type ChildSpec } from "./supervisor.js";
 
 interface MeshProcess {
@@ -42,7 +41,7 @@ function httpReady(port: number): () => Promise<boolean> {
 const children: ChildSpec[] = processes.map((p) => ({
   name: p.name,
   command: process.execPath,
-  args: [...meshNodeFlags, p.entry],
+  args: [p.entry],
   ready: p.grpcPort ? grpcReady(p.grpcPort) : httpReady(p.httpPort!),
 }));
 

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import * as amqp from "amqplib";
 import { Redis } from "ioredis";
 import { dropTestDatabase, testDatabaseUrl } from "../../test/support/pg.js";
-import { meshNodeFlags } from "../../scripts/node-flags.js";
 import { freePort, repoRoot, startChild, type BenchChild } from "./child.js";
 
 export type MeshName = "session" | "user" | "photo" | "gateway";
@@ -75,9 +74,7 @@ export async function startBenchMesh(options: BenchMeshOptions): Promise<BenchMe
     USERMESH_HTTP__HOST: "127.0.0.1",
     USERMESH_HTTP__PORT: "0",
   };
-  // Production flags first, so options.nodeArgs can override them (the last V8 flag wins).
   const nodeArgsFor = (name: string): string[] => [
-    ...meshNodeFlags,
     ...(options.nodeArgs ?? []),
     ...(options.profile?.includes(name) && options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.${run}.cpuprofile`] : []),
   ];

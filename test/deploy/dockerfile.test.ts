@@ -3,7 +3,6 @@
 import { expect } from "chai";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { meshNodeFlags } from "../../scripts/node-flags.js";
 import { meshProcesses, repoRoot } from "./mesh-config.js";
 
 interface Instruction {
@@ -52,11 +51,6 @@ describe("deploy/Dockerfile", () => {
     const deps = stages.find((s) => s.name === "deps")!;
     expect(of(deps, "RUN").join(" ")).to.match(/npm install --omit=dev\b/);
     expect(stages.flatMap((s) => of(s, "RUN")).join(" ")).to.not.match(/npm ci\b/);
-  });
-
-  it("runs node with the mesh's flags (scripts/node-flags.ts), as make run and the benchmark do", () => {
-    const env = of(runtime, "ENV").join(" ");
-    expect(/NODE_OPTIONS="([^"]*)"/.exec(env)?.[1]).to.equal(meshNodeFlags.join(" "));
   });
 
   it("runs as a numeric non-root user, so Kubernetes' runAsNonRoot can verify it", () => {
