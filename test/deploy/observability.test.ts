@@ -38,6 +38,7 @@ const wiredMetrics: Record<string, readonly string[]> = {
   logs_write_seconds: [],
   logs_queue_lag_seconds: [],
   logs_tail_dropped_total: [],
+  password_hashes_refused_total: ["reason"],
 };
 /** Series Prometheus makes itself, and labels every scraped series gets from the scrape config. */
 const prometheusSeries = ["up", "scrape_duration_seconds"];
