@@ -116,7 +116,9 @@ export async function autocannonWindowed(target: HttpLoad, concurrency: number, 
  * A closed loop of `concurrency` HTTP clients that honour 429 + Retry-After, as well-behaved clients do:
  * each sends a request, waits for the answer, and after a 429 waits the seconds Retry-After names
  * before its next request (autocannon would resend at once, and a load shedder's cheap refusals would
- * then become the load). Counts only the last `seconds` of one continuous run; 429s count as failures.
+ * then become the load). One continuous run whose responses are counted when they arrive within its last
+ * `seconds` (429s as failures); at the end the requests still in flight are abandoned, as autocannon does,
+ * so the run (and a CPU meter around it) stops on time.
  */
 export async function retryAfterLoop(target: HttpLoad, concurrency: number, warmupSeconds: number, seconds: number): Promise<LoadResult> {
   const latencies: number[] = [];
@@ -124,9 +126,12 @@ export async function retryAfterLoop(target: HttpLoad, concurrency: number, warm
   let failed = 0;
   const startsAt = performance.now() + warmupSeconds * 1000;
   const endAt = startsAt + seconds * 1000;
+  const stop = new AbortController();
+  const stopTimer = setTimeout(() => stop.abort(), endAt - performance.now());
   const count = (t0: number, key?: string) => {
-    if (t0 < startsAt) return;
-    if (key === undefined) latencies.push(performance.now() - t0);
+    const now = performance.now();
+    if (now < startsAt || now > endAt) return;
+    if (key === undefined) latencies.push(now - t0);
     else {
       failed++;
       failures[key] = (failures[key] ?? 0) + 1;
@@ -141,12 +146,13 @@ export async function retryAfterLoop(target: HttpLoad, concurrency: number, warm
           method: target.method ?? "GET",
           headers: target.headers,
           body: target.body,
-          signal: AbortSignal.timeout((target.timeoutSeconds ?? 10) * 1000),
+          signal: AbortSignal.any([stop.signal, AbortSignal.timeout((target.timeoutSeconds ?? 10) * 1000)]),
         });
         await res.arrayBuffer();
         count(t0, res.ok ? undefined : String(res.status));
         if (res.status === 429) pause = Number(res.headers.get("retry-after") ?? "1") * 1000;
       } catch {
+        if (stop.signal.aborted) return;
         count(t0, "error");
         pause = 10; // never a busy loop against a target that is down
       }
@@ -154,6 +160,7 @@ export async function retryAfterLoop(target: HttpLoad, concurrency: number, warm
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  clearTimeout(stopTimer);
   return resultOf(latencies, failed, failures, seconds);
 }
 
