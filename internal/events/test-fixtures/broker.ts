@@ -77,6 +77,11 @@ export interface BrokerAdmin {
   readonly channel: Channel;
   /** Registers names for deletion in cleanup() (whoever declared them). */
   track(names: { queues?: string[]; exchanges?: string[] }): void;
+  /**
+   * Consumers of a queue, or undefined when it does not exist (now). Checked on a channel of its own:
+   * the broker closes a channel whose passive declare finds no queue, and `channel` must stay usable.
+   */
+  consumersOf(queue: string): Promise<number | undefined>;
   cleanup(): Promise<void>;
 }
 
@@ -94,6 +99,17 @@ export async function openBrokerAdmin(): Promise<BrokerAdmin> {
     track(names) {
       for (const queue of names.queues ?? []) queues.add(queue);
       for (const exchange of names.exchanges ?? []) exchanges.add(exchange);
+    },
+    async consumersOf(queue) {
+      const probe = await model.createChannel();
+      probe.on("error", () => undefined);
+      try {
+        return (await probe.checkQueue(queue)).consumerCount;
+      } catch {
+        return undefined; // 404: the broker has closed the probe channel already
+      } finally {
+        await probe.close().catch(() => undefined);
+      }
     },
     async cleanup() {
       const removals: (() => Promise<unknown>)[] = [
