@@ -65,8 +65,17 @@ describe("user lifecycle events (real user, session and photo processes)", funct
     db = new pg.Pool({ connectionString: testDatabaseUrl(photoDatabase) });
     broker = await amqp.connect(amqpUrl);
     channel = await broker.createChannel();
-    // The consumer declares its queue in the background: wait for it before publishing by hand.
-    await waitFor(async () => (await channel.checkQueue(queue).then(() => true, () => false)), "the photo queue");
+    // The consumer declares its queue in the background: wait for it before publishing by hand. Each
+    // check on a probe channel of its own: a check that finds no queue gets the channel closed.
+    const queueExists = async () => {
+      const probe = await broker.createChannel();
+      probe.on("error", () => undefined);
+      return probe.checkQueue(queue).then(
+        () => probe.close().then(() => true),
+        () => false,
+      );
+    };
+    await waitFor(queueExists, "the photo queue");
   });
 
   after(async () => {
