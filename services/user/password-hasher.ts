@@ -50,10 +50,10 @@ export interface BcryptPasswordHasher extends PasswordHasher {
  * hash can match it. The dummy hash is computed once, in the background, when the hasher is created.
  *
  * Inside a call scope (internal/trace/call-scope.ts) every method may also reject, without hashing:
- * - RESOURCE_EXHAUSTED with a RetryInfo, at once, when the jobs ahead (running and queued) would keep
- *   this one waiting past the caller's deadline: (⌊ahead / maxConcurrent⌋ + 1) × a typical hash, the
- *   moving average of past ones (no estimate before the first hash finishes: everything is admitted);
- *   (a free slot always admits);
+ * - RESOURCE_EXHAUSTED with a RetryInfo, at once, when the jobs ahead (running, and queued for callers
+ *   still waiting) would keep this one waiting past the caller's deadline: (⌊ahead / maxConcurrent⌋ + 1)
+ *   × a typical hash, the moving average of past ones (no estimate before the first hash finishes:
+ *   everything is admitted; a free slot always admits);
  * - DEADLINE_EXCEEDED when its turn comes and the deadline has passed, or less than a typical hash is
  *   left while other hashes run (alone it runs anyway, so that the estimate keeps being measured);
  * - CANCELLED when its turn comes and the scope's signal is aborted (the caller has gone).
@@ -88,7 +88,8 @@ export function createBcryptPasswordHasher(options: BcryptPasswordHasherOptions)
     const left = remainingMs(clock());
     // No deadline, nothing to miss. (No estimate yet: typicalMs is 0, so everything fits.)
     if (left === undefined) return;
-    const ahead = limit.activeCount + limit.pendingCount;
+    // Queued jobs whose callers have gone will be skipped in no time: they are not ahead of anyone.
+    const ahead = limit.activeCount + limit.pendingCount - queuedForGoneCallers;
     // A free slot always admits: the estimate only moves when hashes run, so refusing here could leave
     // an estimate grown in a bad minute above every budget for good.
     if (ahead < maxConcurrent) return;
@@ -117,9 +118,23 @@ export function createBcryptPasswordHasher(options: BcryptPasswordHasherOptions)
     }
     return timed(work);
   };
+  // Queued jobs whose caller's signal has aborted, until their turn comes (admission leaves them out).
+  let queuedForGoneCallers = 0;
   const run = <T>(work: () => Promise<T>): Promise<T> => {
     admit();
-    return limit(inTime(work));
+    const signal = currentScope()?.signal;
+    if (!signal || signal.aborted) return limit(inTime(work));
+    let counted = false;
+    const onGone = () => {
+      counted = true;
+      queuedForGoneCallers++;
+    };
+    signal.addEventListener("abort", onGone, { once: true });
+    return limit(() => {
+      signal.removeEventListener("abort", onGone);
+      if (counted) queuedForGoneCallers--;
+      return inTime(work)();
+    });
   };
 
   const hashNow = (password: string) => run(() => engine.hash(password, cost));

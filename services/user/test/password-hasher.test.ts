@@ -312,5 +312,23 @@ describe("bcrypt password hasher under load (fake bcrypt, fake clock)", () => {
     expect(await next).to.equal(true);
     expect(refused).to.deep.equal([]);
   });
-});
 
+  it("does not count queued jobs whose callers have gone as ahead of a new caller", async () => {
+    const { hasher, calls, refused, withBudget, finishOne } = await setup();
+    const background = occupy(hasher, 2); // both slots busy
+    const callers = Array.from({ length: 4 }, () => new AbortController());
+    const gone = callers.map((caller, i) => rejectionOf(withBudget(5000, () => hasher.verify(`gone ${i}`, `fake:gone ${i}`), caller.signal)));
+    await settle();
+    expect(hasher.load()).to.deep.equal({ running: 2, queued: 4 });
+    for (const caller of callers) caller.abort();
+
+    // 2 running + 4 queued would be (3 + 1) × 100 ms = 400 ms > 250 ms; without the 4 gone: 200 ms.
+    const next = withBudget(250, () => hasher.verify("next caller", "fake:next caller"));
+    expect(refused).to.deep.equal([]);
+    while (calls.length > 0) await finishOne();
+    expect(await next).to.equal(true);
+    for (const error of await Promise.all(gone)) expect(error.code).to.equal(Code.Canceled);
+    expect(refused).to.deep.equal(["cancelled", "cancelled", "cancelled", "cancelled"]);
+    await Promise.all(background);
+  });
+});
