@@ -3,6 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, isMessage, ScalarType, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
 const statusDetailsKey = "grpc-status-details-bin";
@@ -34,10 +35,12 @@ export function serializerFor<D extends DescMessage>(desc: D): (value: unknown) 
 function chunkEncoderFor(desc: DescMessage): ((value: unknown) => Buffer | undefined) | undefined {
   const [oneof, ...others] = desc.oneofs;
   if (!oneof || others.length > 0 || desc.fields.some((field) => field.oneof !== oneof)) return undefined;
-  // Per bytes case: its key (field number, wire type 2 = length-delimited) as a varint.
-  const keys = new Map<string, Buffer>();
+  // Per bytes case: its key (field number, length-delimited wire type).
+  const keys = new Map<string, Uint8Array>();
   for (const field of oneof.fields) {
-    if (field.fieldKind === "scalar" && field.scalar === ScalarType.BYTES) keys.set(field.localName, varint(field.number * 8 + 2));
+    if (field.fieldKind === "scalar" && field.scalar === ScalarType.BYTES) {
+      keys.set(field.localName, new BinaryWriter().tag(field.number, WireType.LengthDelimited).finish());
+    }
   }
   if (keys.size === 0) return undefined;
   return (value) => {
@@ -48,36 +51,13 @@ function chunkEncoderFor(desc: DescMessage): ((value: unknown) => Buffer | undef
     const { case: name, value: bytes } = selected as { case?: unknown; value?: unknown };
     const key = typeof name === "string" ? keys.get(name) : undefined;
     if (!key || !(bytes instanceof Uint8Array)) return undefined;
-    const out = Buffer.allocUnsafe(key.length + varintSize(bytes.byteLength) + bytes.byteLength);
+    const length = new BinaryWriter().uint32(bytes.byteLength).finish();
+    const out = Buffer.allocUnsafe(key.length + length.length + bytes.byteLength);
     out.set(key, 0);
-    out.set(bytes, writeVarint(out, key.length, bytes.byteLength));
+    out.set(length, key.length);
+    out.set(bytes, key.length + length.length);
     return out;
   };
-}
-
-/** An unsigned integer below 2^32 as a protobuf base-128 varint. */
-function varint(n: number): Buffer {
-  const out = Buffer.allocUnsafe(varintSize(n));
-  writeVarint(out, 0, n);
-  return out;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  for (let rest = n >>> 7; rest > 0; rest >>>= 7) size++;
-  return size;
-}
-
-/** Writes n (below 2^32) as a varint at offset; returns the offset after it. */
-function writeVarint(into: Uint8Array, offset: number, n: number): number {
-  let at = offset;
-  let rest = n >>> 0;
-  while (rest > 0x7f) {
-    into[at++] = (rest & 0x7f) | 0x80;
-    rest >>>= 7;
-  }
-  into[at++] = rest;
-  return at;
 }
 
 export function deserializerFor<D extends DescMessage>(desc: D): (bytes: Buffer) => MessageShape<D> {
