@@ -384,10 +384,8 @@ async function meshScenarios(mesh: BenchMesh): Promise<void> {
 
     // The same storm from clients that ignore Retry-After and resend at once (autocannon): what the
     // refusals cost when nothing in front (the gateway's per-IP auth limit, here raised) stops them.
-    await waitForQuiet("S2 storm, Retry-After ignored");
-    const rudeMeter = cpuMeter(pids);
-    const rude = await autocannonWindowed(loginTarget, settings.concurrency, settings.warmupSeconds, settings.seconds);
-    report.scenarios.loginIgnoringRetryAfter = { ...rude, cpuMsPerRequest: rudeMeter(rude.ok), inFlight: settings.concurrency };
+    const rude = await measuredWindowed("S2 storm, Retry-After ignored", pids, loginTarget);
+    report.scenarios.loginIgnoringRetryAfter = { ...rude, inFlight: settings.concurrency };
     summary(`S2 POST /auth/login, ${settings.concurrency} in flight, Retry-After ignored`, report.scenarios.loginIgnoringRetryAfter, "logins/s");
     await waitForIdle(procs.user.pid, 90_000);
   }
